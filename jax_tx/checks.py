@@ -1,0 +1,49 @@
+"""Input checks shared by both twins (no jax or torch import: they read shapes only).
+
+Each check raises ValueError naming the argument, the expected shape and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from jax_tx.config import PolicyConfig
+
+
+def check_policy_inputs(
+    cfg: PolicyConfig,
+    obs_shape: Sequence[int],
+    reset_shape: Sequence[int],
+    memory_batch_sizes: Sequence[int],
+    prev_action_shape: Sequence[int] | None = None,
+    prev_reward_shape: Sequence[int] | None = None,
+) -> None:
+    obs_shape, reset_shape = tuple(obs_shape), tuple(reset_shape)
+    if len(obs_shape) != 3 or (cfg.variant != "slot" and obs_shape[2] != cfg.obs_dim):
+        raise ValueError(
+            f"obs has shape {obs_shape}; expected [B, T, obs_dim={cfg.obs_dim}] for variant {cfg.variant!r} "
+            f"(for one step pass T=1, e.g. obs[:, None])"
+        )
+    if reset_shape != obs_shape[:2]:
+        raise ValueError(
+            f"reset has shape {reset_shape}; expected [B, T] = {obs_shape[:2]} matching obs "
+            f"(reset[b, t] True where an episode starts at step t)"
+        )
+    batch = obs_shape[0]
+    bad = sorted({int(n) for n in memory_batch_sizes if int(n) != batch})
+    if bad:
+        raise ValueError(
+            f"memory has batch size(s) {bad} but obs has batch {batch}; "
+            f"build it with initial_memory(cfg, {batch}) or carry the memory of the same batch"
+        )
+    for name, shape in (("prev_action", prev_action_shape), ("prev_reward", prev_reward_shape)):
+        if shape is not None and tuple(shape) != obs_shape[:2]:
+            raise ValueError(f"{name} has shape {tuple(shape)}; expected [B, T] = {obs_shape[:2]} matching obs")
+
+
+def check_memory_keys(variant: str, expected: Sequence[str], got: Sequence[str]) -> None:
+    if sorted(expected) != sorted(got):
+        raise ValueError(
+            f"memory for variant {variant!r} must have keys {sorted(expected)}, got {sorted(got)}; "
+            f"build it with initial_memory(cfg, batch)"
+        )

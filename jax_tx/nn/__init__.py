@@ -1,0 +1,1 @@
+"""Shared building blocks of the JAX twin (mirrored one-to-one in torch_ref/nn)."""

@@ -1,0 +1,21 @@
+"""Position-wise feed-forward: FF(x) = Dropout(W2 Dropout(ReLU(W1 x + b1)) + b2)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jax_tx.config import PolicyConfig
+from jax_tx.nn.common import dense
+
+
+class FeedForward(nn.Module):
+    cfg: PolicyConfig
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, deterministic: bool) -> jnp.ndarray:
+        cfg = self.cfg
+        h = nn.relu(dense(cfg, cfg.d_ff, "fc1")(x))
+        h = nn.Dropout(cfg.dropout)(h, deterministic=deterministic)
+        y = dense(cfg, cfg.d_model, "fc2")(h)
+        return nn.Dropout(cfg.dropout)(y, deterministic=deterministic)

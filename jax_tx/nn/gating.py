@@ -1,0 +1,55 @@
+"""Residual combiners g(x, y): x is the residual stream, y the sublayer output.
+
+GRU gate (Parisotto et al. 2019, six bias-free matrices, learnable b_g):
+    r = sigmoid(W_r y + U_r x)
+    z = sigmoid(W_z y + U_z x - b_g)
+    h = tanh(W_g y + U_g (r * x))
+    g = (1 - z) * x + z * h
+Fused gate (Metta's FusedGRUGating, one matrix on [x ; y]):
+    [a_r; a_z; a_h] = W [x ; y];  r = sigmoid(a_r);  z = sigmoid(a_z - b_g)
+    g = (1 - z) * x + z * tanh(a_h * r)
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jax_tx.config import PolicyConfig
+from jax_tx.nn.common import dense, param_dtype
+
+
+class GRUGate(nn.Module):
+    cfg: PolicyConfig
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+        d = self.cfg.d_model
+        lin = {n: dense(self.cfg, d, n, use_bias=False) for n in ("w_r", "u_r", "w_z", "u_z", "w_g", "u_g")}
+        bg = self.param("bg", nn.initializers.constant(self.cfg.gate_bias), (d,), param_dtype(self.cfg))
+        r = nn.sigmoid(lin["w_r"](y) + lin["u_r"](x))
+        z = nn.sigmoid(lin["w_z"](y) + lin["u_z"](x) - bg.astype(x.dtype))
+        h = jnp.tanh(lin["w_g"](y) + lin["u_g"](r * x))
+        return (1.0 - z) * x + z * h
+
+
+class FusedGRUGate(nn.Module):
+    cfg: PolicyConfig
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
+        d = self.cfg.d_model
+        bg = self.param("bg", nn.initializers.constant(self.cfg.gate_bias), (d,), param_dtype(self.cfg))
+        a_r, a_z, a_h = jnp.split(dense(self.cfg, 3 * d, "gate_proj", use_bias=False)(jnp.concatenate([x, y], -1)), 3, -1)
+        r = nn.sigmoid(a_r)
+        z = nn.sigmoid(a_z - bg.astype(x.dtype))
+        return (1.0 - z) * x + z * jnp.tanh(a_h * r)
+
+
+def make_gate(cfg: PolicyConfig, name: str) -> nn.Module:
+    """The configured combiner; gating='none' has no parameters and is handled by callers."""
+    if cfg.gating == "gru":
+        return GRUGate(cfg, name=name)
+    if cfg.gating == "fused_gru":
+        return FusedGRUGate(cfg, name=name)
+    raise ValueError(f"gating={cfg.gating!r} has no gate module")

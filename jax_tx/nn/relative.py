@@ -1,0 +1,73 @@
+"""Transformer-XL relative multi-head attention (Dai et al. 2019).
+
+    R   = W_r P,     P[k] = [sin(d_k f) | cos(d_k f)],  d_k = K-1-k (clamped), f_i = 10000^(-2i/D)
+    AC  = (q + u) . k_j                      content terms (a)+(c), u = r_w_bias
+    BD  = rel_shift((q + v) . R)             position terms (b)+(d), v = r_r_bias
+    out = W_o softmax((AC + BD) / sqrt(H_d), masked) V
+
+Queries come from the last T rows of the key sequence [memory | x]. Shapes: B batch,
+T queries, K = M + T keys, N heads, H head width, D model width.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jax_tx.config import PolicyConfig
+from jax_tx.nn.attention import masked_softmax
+from jax_tx.nn.common import dense, param_dtype
+
+
+def sinusoid_embedding(pos: jnp.ndarray, dim: int) -> jnp.ndarray:
+    """[len(pos), dim] = cat[sin(pos f), cos(pos f)], f_i = 1 / 10000^(2i/dim) (not interleaved)."""
+    inv_freq = 1.0 / (10000.0 ** (jnp.arange(0, dim, 2, dtype=pos.dtype) / dim))
+    angles = pos[:, None] * inv_freq[None, :]
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
+
+
+def relative_distances(num_keys: int, clamp_len: int, dtype) -> jnp.ndarray:
+    """[K] distances K-1, ..., 0, clamped to clamp_len when clamp_len > 0."""
+    pos = jnp.arange(num_keys - 1, -1, -1, dtype=dtype)
+    return jnp.minimum(pos, clamp_len) if clamp_len > 0 else pos
+
+
+def rel_shift(x: jnp.ndarray) -> jnp.ndarray:
+    """Align position scores by distance: out[..., i, j] = x[..., i, j + T - 1 - i].
+
+    x: [B, N, T, K] with column k the score against distance K-1-k. Afterwards entry
+    (i, j) scores distance M + i - j (M = K - T); entries with j > M + i hold garbage
+    that the causal mask always hides. Pad one zero column, view as [K+1, T], drop the
+    first row, view back (NVIDIA's layout of the kimiyoung trick).
+    """
+    b, n, t, k = x.shape
+    padded = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (1, 0)))
+    return padded.reshape(b, n, k + 1, t)[:, :, 1:, :].reshape(b, n, t, k)
+
+
+class RelMultiHeadAttention(nn.Module):
+    """Relative multi-head attention with bias-free projections (qkv, r_net, o_net)."""
+
+    cfg: PolicyConfig
+
+    @nn.compact
+    def __call__(self, keys_in: jnp.ndarray, allowed: jnp.ndarray, deterministic: bool) -> jnp.ndarray:
+        """keys_in [B, K, D] (queries = last T rows), allowed [B, T, K] -> [B, T, D]."""
+        cfg = self.cfg
+        n, h = cfg.num_heads, cfg.head_dim
+        b, k_len, _ = keys_in.shape
+        t = allowed.shape[1]
+        qkv = dense(cfg, 3 * n * h, "qkv", use_bias=False)(keys_in)
+        q, k, v = jnp.split(qkv.reshape(b, k_len, 3, n, h), 3, axis=2)
+        q, k, v = q[:, -t:, 0], k[:, :, 0], v[:, :, 0]  # [B,T,N,H], [B,K,N,H]
+        pdt = param_dtype(cfg)
+        r_w_bias = self.param("r_w_bias", nn.initializers.normal(0.02), (n, h), pdt)
+        r_r_bias = self.param("r_r_bias", nn.initializers.normal(0.02), (n, h), pdt)
+        pos = sinusoid_embedding(relative_distances(k_len, cfg.clamp_len, pdt), cfg.d_model)
+        r = dense(cfg, n * h, "r_net", use_bias=False)(pos).reshape(k_len, n, h)
+        ac = jnp.einsum("btnh,bknh->bntk", q + r_w_bias.astype(q.dtype), k)
+        bd = rel_shift(jnp.einsum("btnh,knh->bntk", q + r_r_bias.astype(q.dtype), r.astype(q.dtype)))
+        probs = masked_softmax((ac + bd) * (h**-0.5), allowed[:, None])
+        probs = nn.Dropout(cfg.attn_dropout)(probs, deterministic=deterministic)
+        out = jnp.einsum("bntk,bknh->btnh", probs, v).reshape(b, t, n * h)
+        return dense(cfg, cfg.d_model, "o_net", use_bias=False)(out)

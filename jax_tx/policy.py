@@ -1,0 +1,90 @@
+"""The actor-critic policy: observation encoder -> memory core -> actor and critic heads.
+
+    x      = ReLU(W_enc obs + b)                          [B, T, D]
+    x     += AuxEmbedding(reset, prev_action, prev_reward)   (aux_tokens only)
+    y, mem = core(x, reset, mem)                          variant's backbone
+    logits = W_pi ReLU(W_a y + b) + b                     [B, T, A]   (Metta's heads)
+    value  = W_v tanh(W_c y + b) + b                      [B, T]
+
+`make_policy(cfg)` returns the flax module; `initial_memory(cfg, batch)` its memory.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jax_tx.checks import check_memory_keys, check_policy_inputs
+from jax_tx.config import PolicyConfig
+from jax_tx.nn.common import dense, state_dtype
+from jax_tx.policy_registry import CORE_MODULES
+
+def variant_module(variant: str, package: str = "jax_tx") -> ModuleType:
+    return importlib.import_module(f"{package}.{CORE_MODULES[variant]}")
+
+
+class PolicyOutput(NamedTuple):
+    logits: Any
+    value: Any
+
+
+def orthogonal(gain: float):
+    return nn.initializers.orthogonal(scale=gain)
+
+
+class Policy(nn.Module):
+    cfg: PolicyConfig
+
+    @nn.compact
+    def __call__(self, obs, reset, memory, prev_action=None, prev_reward=None, deterministic: bool = True):
+        """obs [B, T, obs_dim], reset [B, T] bool, memory -> (PolicyOutput, next memory)."""
+        cfg = self.cfg
+        check_policy_inputs(
+            cfg,
+            obs.shape,
+            jnp.shape(reset),
+            [leaf.shape[0] for leaf in jax.tree_util.tree_leaves(memory)],
+            None if prev_action is None else jnp.shape(prev_action),
+            None if prev_reward is None else jnp.shape(prev_reward),
+        )
+        module = variant_module(cfg.variant)
+        check_memory_keys(cfg.variant, module.MEMORY_KEYS, list(memory))
+        reset = jnp.asarray(reset).astype(bool)
+        x = nn.relu(dense(cfg, cfg.d_model, "encoder", kernel_init=orthogonal(math.sqrt(2)))(obs))
+        if cfg.aux_tokens:
+            from jax_tx.aux_tokens import AuxEmbedding
+
+            x = x + AuxEmbedding(cfg, name="aux")(reset, prev_action, prev_reward, x.dtype)
+        aux = {"prev_action": prev_action, "prev_reward": prev_reward}
+        y, memory = module.make_core(cfg, "core")(x, reset, memory, aux, deterministic)
+        out_dtype = state_dtype(cfg)
+        a = nn.relu(dense(cfg, cfg.actor_hidden, "actor_fc", kernel_init=orthogonal(math.sqrt(2)))(y))
+        logits = dense(cfg, cfg.num_actions, "actor_out", kernel_init=orthogonal(0.01))(a)
+        c = jnp.tanh(dense(cfg, cfg.critic_hidden, "critic_fc", kernel_init=orthogonal(math.sqrt(2)))(y))
+        value = dense(cfg, 1, "critic_out", kernel_init=orthogonal(1.0))(c)[..., 0]
+        return PolicyOutput(logits.astype(out_dtype), value.astype(out_dtype)), memory
+
+
+def make_policy(cfg: PolicyConfig) -> nn.Module:
+    """The flax module of cfg.variant: apply(params, obs, reset, memory) -> (out, memory)."""
+    if cfg.variant == "slot":
+        return variant_module("slot").SlotPolicy(cfg)
+    return Policy(cfg)
+
+
+def initial_memory(cfg: PolicyConfig, batch: int):
+    """Fresh memory for `batch` rows: a pytree whose leaves all have batch as axis 0."""
+    return variant_module(cfg.variant).initial_memory(cfg, batch)
+
+
+def example_inputs(cfg: PolicyConfig, batch: int = 1, steps: int = 1):
+    """Zero inputs of the right shapes, e.g. for model.init or jax.eval_shape."""
+    obs = jnp.zeros((batch, steps, cfg.obs_dim), state_dtype(cfg))
+    reset = jnp.zeros((batch, steps), bool)
+    return obs, reset, initial_memory(cfg, batch)

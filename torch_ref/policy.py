@@ -1,0 +1,103 @@
+"""The actor-critic policy (twin of jax_tx/policy.py).
+
+    x = ReLU(W_enc obs + b) [+ aux];  y, mem = core(x, reset, mem)
+    logits = W_pi ReLU(W_a y + b) + b;  value = W_v tanh(W_c y + b) + b
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from jax_tx.checks import check_memory_keys, check_policy_inputs
+from jax_tx.config import PolicyConfig
+from jax_tx.policy_registry import CORE_MODULES
+from torch_ref.nn.common import torch_dtype
+
+
+def variant_module(variant: str) -> ModuleType:
+    return importlib.import_module(f"torch_ref.{CORE_MODULES[variant]}")
+
+
+class PolicyOutput(NamedTuple):
+    logits: Any
+    value: Any
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def as_tensor(x, dtype=None):
+    return x if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=dtype)
+
+
+class Policy(nn.Module):
+    def __init__(self, cfg: PolicyConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = _orthogonal(nn.Linear(cfg.obs_dim, cfg.d_model), math.sqrt(2))
+        if cfg.aux_tokens:
+            from torch_ref.aux_tokens import AuxEmbedding
+
+            self.aux = AuxEmbedding(cfg)
+        self.core = variant_module(cfg.variant).make_core(cfg)
+        self.actor_fc = _orthogonal(nn.Linear(cfg.d_model, cfg.actor_hidden), math.sqrt(2))
+        self.actor_out = _orthogonal(nn.Linear(cfg.actor_hidden, cfg.num_actions), 0.01)
+        self.critic_fc = _orthogonal(nn.Linear(cfg.d_model, cfg.critic_hidden), math.sqrt(2))
+        self.critic_out = _orthogonal(nn.Linear(cfg.critic_hidden, 1), 1.0)
+
+    def forward(self, obs, reset, memory, prev_action=None, prev_reward=None):
+        """obs [B, T, obs_dim], reset [B, T] bool, memory -> (PolicyOutput, next memory)."""
+        cfg = self.cfg
+        dtype = torch_dtype(cfg)
+        obs = as_tensor(obs).to(dtype)
+        reset = as_tensor(reset).to(torch.bool)
+        prev_action = None if prev_action is None else as_tensor(prev_action)
+        prev_reward = None if prev_reward is None else as_tensor(prev_reward)
+        check_policy_inputs(
+            cfg,
+            obs.shape,
+            reset.shape,
+            [leaf.shape[0] for leaf in tree_leaves(memory)],
+            None if prev_action is None else prev_action.shape,
+            None if prev_reward is None else prev_reward.shape,
+        )
+        check_memory_keys(cfg.variant, variant_module(cfg.variant).MEMORY_KEYS, list(memory))
+        x = torch.relu(self.encoder(obs))
+        if cfg.aux_tokens:
+            x = x + self.aux(reset, prev_action, prev_reward, x.dtype)
+        aux = {"prev_action": prev_action, "prev_reward": prev_reward}
+        y, memory = self.core(x, reset, memory, aux)
+        logits = self.actor_out(torch.relu(self.actor_fc(y)))
+        value = self.critic_out(torch.tanh(self.critic_fc(y)))[..., 0]
+        return PolicyOutput(logits, value), memory
+
+
+def tree_leaves(tree) -> list:
+    """Leaves of nested dicts/lists/tuples of tensors, in sorted-key order (as jax orders dicts)."""
+    if isinstance(tree, dict):
+        return [leaf for k in sorted(tree) for leaf in tree_leaves(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in tree_leaves(item)]
+    return [tree]
+
+
+def make_policy(cfg: PolicyConfig) -> nn.Module:
+    """The torch twin of cfg.variant, in eval mode (call .train() for dropout)."""
+    if cfg.variant == "slot":
+        model = variant_module("slot").SlotPolicy(cfg)
+    else:
+        model = Policy(cfg)
+    return model.to(torch_dtype(cfg)).eval()
+
+
+def initial_memory(cfg: PolicyConfig, batch: int):
+    return variant_module(cfg.variant).initial_memory(cfg, batch)
