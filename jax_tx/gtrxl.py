@@ -17,9 +17,9 @@ from jax_tx.nn.common import layer_norm
 from jax_tx.nn.feedforward import FeedForward
 from jax_tx.nn.gating import make_gate
 from jax_tx.nn.relative import RelMultiHeadAttention
-from jax_tx.trxl import MEMORY_KEYS, XLCore, initial_memory
+from jax_tx.trxl import XLCore, initial_memory
 
-__all__ = ["GTrXLLayer", "MEMORY_KEYS", "initial_memory", "make_core"]
+__all__ = ["GTrXLLayer", "initial_memory", "make_core"]
 
 
 class GTrXLLayer(nn.Module):

@@ -25,6 +25,7 @@ from jax_tx.config import PolicyConfig
 from jax_tx.nn.common import dense, state_dtype
 from jax_tx.policy_registry import CORE_MODULES
 
+
 def variant_module(variant: str, package: str = "jax_tx") -> ModuleType:
     return importlib.import_module(f"{package}.{CORE_MODULES[variant]}")
 
@@ -54,7 +55,7 @@ class Policy(nn.Module):
             None if prev_reward is None else jnp.shape(prev_reward),
         )
         module = variant_module(cfg.variant)
-        check_memory_keys(cfg.variant, module.MEMORY_KEYS, list(memory))
+        check_memory_keys(cfg.variant, list(jax.eval_shape(lambda: module.initial_memory(cfg, 1))), list(memory))
         reset = jnp.asarray(reset).astype(bool)
         x = nn.relu(dense(cfg, cfg.d_model, "encoder", kernel_init=orthogonal(math.sqrt(2)))(obs))
         if cfg.aux_tokens:

@@ -1,7 +1,7 @@
 """Which module implements each variant, in both twins (no jax or torch import).
 
-jax_tx.<module> and torch_ref.<module> each provide make_core(cfg, ...),
-initial_memory(cfg, batch) and MEMORY_KEYS; the slot variant provides SlotPolicy.
+jax_tx.<module> and torch_ref.<module> each provide make_core(cfg, ...) and
+initial_memory(cfg, batch); the slot variant provides SlotPolicy.
 """
 
 CORE_MODULES = {

@@ -25,8 +25,6 @@ from jax_tx.nn.common import layer_norm, state_dtype
 from jax_tx.nn.feedforward import FeedForward
 from jax_tx.nn.relative import RelMultiHeadAttention
 
-MEMORY_KEYS = ("hidden", "valid")
-
 
 class TrXLLayer(nn.Module):
     cfg: PolicyConfig

@@ -12,9 +12,9 @@ from __future__ import annotations
 import flax.linen as nn
 
 from jax_tx.config import PolicyConfig
-from jax_tx.trxl import MEMORY_KEYS, TrXLLayer, XLCore, initial_memory
+from jax_tx.trxl import TrXLLayer, XLCore, initial_memory
 
-__all__ = ["MEMORY_KEYS", "initial_memory", "make_core"]
+__all__ = ["initial_memory", "make_core"]
 
 
 def make_core(cfg: PolicyConfig, name: str) -> nn.Module:

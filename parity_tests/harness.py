@@ -92,7 +92,9 @@ def run_torch(tmodel, cfg: PolicyConfig, chunks, memory=None):
     outs = []
     with torch.no_grad():
         for ch in chunks:
-            out, memory = tmodel(torch.as_tensor(ch.obs), torch.as_tensor(ch.reset), memory, **aux_kwargs(cfg, ch, True))
+            out, memory = tmodel(
+                torch.as_tensor(ch.obs), torch.as_tensor(ch.reset), memory, **aux_kwargs(cfg, ch, True)
+            )
             outs.append(out)
     return outs, memory
 
@@ -172,7 +174,9 @@ def check_gradient_parity(cfg: PolicyConfig, tol: float = GRAD_FP64_TOL, **chunk
         memory = torch_ref.initial_memory(cfg, chunks[0].obs.shape[0])
         total = 0.0
         for ch, w in zip(chunks, weights, strict=True):
-            out, memory = tmodel(torch.as_tensor(ch.obs), torch.as_tensor(ch.reset), memory, **aux_kwargs(cfg, ch, True))
+            out, memory = tmodel(
+                torch.as_tensor(ch.obs), torch.as_tensor(ch.reset), memory, **aux_kwargs(cfg, ch, True)
+            )
             total = total + scalar(output_tensors(out), {k: torch.as_tensor(v) for k, v in w.items()}, torch)
         total.backward()
         t_grads = {k: p.grad if p.grad is not None else torch.zeros_like(p) for k, p in tmodel.named_parameters()}
@@ -182,7 +186,9 @@ def check_gradient_parity(cfg: PolicyConfig, tol: float = GRAD_FP64_TOL, **chunk
             memory = jax_tx.initial_memory(cfg, chunks[0].obs.shape[0])
             total = 0.0
             for ch, w in zip(chunks, weights, strict=True):
-                out, memory = model.apply(p, jnp.asarray(ch.obs), jnp.asarray(ch.reset), memory, **aux_kwargs(cfg, ch, False))
+                out, memory = model.apply(
+                    p, jnp.asarray(ch.obs), jnp.asarray(ch.reset), memory, **aux_kwargs(cfg, ch, False)
+                )
                 total = total + scalar(output_tensors(out), {k: jnp.asarray(v) for k, v in w.items()}, jnp)
             return total
 
@@ -212,7 +218,7 @@ def check_step_equals_sequence(cfg: PolicyConfig, tol: float = FP32_TOL, **chunk
             seq = np.concatenate([output_leaves(o)[name] for o in seq_outs], axis=1)
             step = np.concatenate([output_leaves(o)[name] for o in step_outs], axis=1)
             worst = max(worst, float(np.max(np.abs(seq - step))))
-        for (k, a), b in zip(memory_leaves(seq_mem).items(), memory_leaves(step_mem).values(), strict=True):
+        for a, b in zip(memory_leaves(seq_mem).values(), memory_leaves(step_mem).values(), strict=True):
             if a.size:
                 worst = max(worst, float(np.max(np.abs(a.astype(np.float64) - b))))
     assert worst <= tol, f"{cfg.variant}: sequence vs step max-abs difference {worst:.3e} > {tol:.0e}"

@@ -1,6 +1,6 @@
 """Auxiliary history tokens (twin of jax_tx/aux_tokens.py).
 
-    x_t += W_r r_{t-1} + b_r + W_d reset_t + b_d + W_a onehot(a_{t-1}) + b_a
+x_t += W_r r_{t-1} + b_r + W_d reset_t + b_d + W_a onehot(a_{t-1}) + b_a
 """
 
 from __future__ import annotations

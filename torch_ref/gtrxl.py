@@ -1,7 +1,7 @@
 """GTrXL (twin of jax_tx/gtrxl.py).
 
-    y = g1(x, ReLU(Dropout(RelAttn(LN1([mem | x])))))
-    h = g2(y, ReLU(FF(LN2(y))))
+y = g1(x, ReLU(Dropout(RelAttn(LN1([mem | x])))))
+h = g2(y, ReLU(FF(LN2(y))))
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from torch_ref.nn.common import layer_norm
 from torch_ref.nn.feedforward import FeedForward
 from torch_ref.nn.gating import make_gate
 from torch_ref.nn.relative import RelMultiHeadAttention
-from torch_ref.trxl import MEMORY_KEYS, XLCore, initial_memory
+from torch_ref.trxl import XLCore, initial_memory
 
-__all__ = ["GTrXLLayer", "MEMORY_KEYS", "initial_memory", "make_core"]
+__all__ = ["GTrXLLayer", "initial_memory", "make_core"]
 
 
 class GTrXLLayer(nn.Module):

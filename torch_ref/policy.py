@@ -1,7 +1,7 @@
 """The actor-critic policy (twin of jax_tx/policy.py).
 
-    x = ReLU(W_enc obs + b) [+ aux];  y, mem = core(x, reset, mem)
-    logits = W_pi ReLU(W_a y + b) + b;  value = W_v tanh(W_c y + b) + b
+x = ReLU(W_enc obs + b) [+ aux];  y, mem = core(x, reset, mem)
+logits = W_pi ReLU(W_a y + b) + b;  value = W_v tanh(W_c y + b) + b
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ class Policy(nn.Module):
             None if prev_action is None else prev_action.shape,
             None if prev_reward is None else prev_reward.shape,
         )
-        check_memory_keys(cfg.variant, variant_module(cfg.variant).MEMORY_KEYS, list(memory))
+        check_memory_keys(cfg.variant, list(variant_module(cfg.variant).initial_memory(cfg, 1)), list(memory))
         x = torch.relu(self.encoder(obs))
         if cfg.aux_tokens:
             x = x + self.aux(reset, prev_action, prev_reward, x.dtype)

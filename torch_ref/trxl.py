@@ -16,8 +16,6 @@ from torch_ref.nn.common import layer_norm, torch_dtype
 from torch_ref.nn.feedforward import FeedForward
 from torch_ref.nn.relative import RelMultiHeadAttention
 
-MEMORY_KEYS = ("hidden", "valid")
-
 
 class TrXLLayer(nn.Module):
     def __init__(self, cfg: PolicyConfig):

@@ -6,9 +6,9 @@ from __future__ import annotations
 from torch import nn
 
 from jax_tx.config import PolicyConfig
-from torch_ref.trxl import MEMORY_KEYS, TrXLLayer, XLCore, initial_memory
+from torch_ref.trxl import TrXLLayer, XLCore, initial_memory
 
-__all__ = ["MEMORY_KEYS", "initial_memory", "make_core"]
+__all__ = ["initial_memory", "make_core"]
 
 
 def make_core(cfg: PolicyConfig) -> nn.Module:

@@ -35,6 +35,4 @@ def dense(cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, ke
 
 
 def layer_norm(cfg: PolicyConfig, name: str) -> nn.LayerNorm:
-    return nn.LayerNorm(
-        epsilon=cfg.layer_norm_eps, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name
-    )
+    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name)

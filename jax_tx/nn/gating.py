@@ -40,7 +40,9 @@ class FusedGRUGate(nn.Module):
     def __call__(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
         d = self.cfg.d_model
         bg = self.param("bg", nn.initializers.constant(self.cfg.gate_bias), (d,), param_dtype(self.cfg))
-        a_r, a_z, a_h = jnp.split(dense(self.cfg, 3 * d, "gate_proj", use_bias=False)(jnp.concatenate([x, y], -1)), 3, -1)
+        a_r, a_z, a_h = jnp.split(
+            dense(self.cfg, 3 * d, "gate_proj", use_bias=False)(jnp.concatenate([x, y], -1)), 3, -1
+        )
         r = nn.sigmoid(a_r)
         z = nn.sigmoid(a_z - bg.astype(x.dtype))
         return (1.0 - z) * x + z * jnp.tanh(a_h * r)

@@ -1,7 +1,7 @@
 """Transformer-XL relative multi-head attention (twin of jax_tx/nn/relative.py).
 
-    AC  = (q + u) . k_j,   BD = rel_shift((q + v) . R),   R = W_r [sin | cos](d f)
-    out = W_o softmax((AC + BD) / sqrt(H_d), masked) V
+AC  = (q + u) . k_j,   BD = rel_shift((q + v) . R),   R = W_r [sin | cos](d f)
+out = W_o softmax((AC + BD) / sqrt(H_d), masked) V
 """
 
 from __future__ import annotations
