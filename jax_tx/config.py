@@ -19,7 +19,7 @@ SCHEMA_VERSION = 1
 
 XL_VARIANTS = ("gtrxl", "trxl", "trxl_nvidia")
 AGALITE_VARIANTS = ("agalite", "agalite_fast", "agalite_optimized", "agalite_hybrid")
-VARIANTS = XL_VARIANTS + AGALITE_VARIANTS + ("sliding", "lstm", "slot")
+VARIANTS = XL_VARIANTS + AGALITE_VARIANTS + ("sliding", "lstm", "slot", "mlp")
 
 DTYPES = ("float32", "bfloat16", "float64")
 GATINGS = ("none", "gru", "fused_gru")
@@ -104,6 +104,18 @@ class PolicyConfig:
     # --- auxiliary history tokens (any attention variant)
     aux_tokens: bool = False
     """Add projections of previous reward, reset flag and previous action to the latent."""
+
+    # --- slot transformer actor-critic (slot): obs = [base | slot_0 | ... | slot_{N-1}]
+    base_dim: int = 0
+    """slot: width of the base (global) features at the front of each observation; 0 = unset
+    (the slot variant requires it, >= 1)."""
+    slot_dim: int = 0
+    """slot: features per slot, feature 0 = active flag (active iff > 0.5); 0 = unset (the slot
+    variant requires it, >= 1). N = (obs width - base_dim) / slot_dim is read from each input."""
+    slot_grid_rows: int = 8
+    """slot: rows of the learned row/column position grid; slot i sits at row i // slot_grid_cols."""
+    slot_grid_cols: int = 8
+    """slot: columns of the grid; slot i sits at column i % slot_grid_cols. At most rows * cols slots."""
 
     @property
     def head_dim(self) -> int:
@@ -190,6 +202,42 @@ def validate(cfg: PolicyConfig) -> None:
         cfg.clamp_len,
         "must be -1 (off) or > 0",
     )
+    for name in ("base_dim", "slot_dim", "slot_grid_rows", "slot_grid_cols"):
+        v = getattr(cfg, name)
+        _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v, "must be an int >= 0")
+    if cfg.variant == "slot":
+        _validate_slot(cfg)
+
+
+# Slot-selection logit of an inactive slot (both twins): finite, so softmax stays defined.
+SLOT_INACTIVE_LOGIT = -1e9
+
+
+def _validate_slot(cfg: PolicyConfig) -> None:
+    layout = "the observation layout [base | slot_0 | ... | slot_{N-1}] (e.g. base_dim=4, slot_dim=5)"
+    for name in ("base_dim", "slot_dim"):
+        _require(getattr(cfg, name) >= 1, name, getattr(cfg, name), f"the slot variant needs it set to {layout}")
+    for name in ("slot_grid_rows", "slot_grid_cols"):
+        _require(getattr(cfg, name) >= 1, name, getattr(cfg, name), "must be >= 1 for the slot variant")
+    _require(cfg.d_model % 2 == 0, "d_model", cfg.d_model, "must be even for slot (row and column halves)")
+    _require(not cfg.aux_tokens, "aux_tokens", cfg.aux_tokens, "the slot variant has no auxiliary tokens")
+    try:
+        slot_count(cfg, cfg.obs_dim)
+    except ValueError as err:
+        raise ConfigError(f"config field obs_dim={cfg.obs_dim!r}: {err}") from None
+
+
+def slot_count(cfg: PolicyConfig, width: int) -> int:
+    """N for a flat slot observation of `width` features: width = base_dim + N * slot_dim, 1 <= N <= rows * cols."""
+    max_slots = cfg.slot_grid_rows * cfg.slot_grid_cols
+    n, rem = divmod(width - cfg.base_dim, cfg.slot_dim)
+    if rem or not 1 <= n <= max_slots:
+        raise ValueError(
+            f"obs width {width} is not base_dim={cfg.base_dim} + N * slot_dim={cfg.slot_dim} with "
+            f"1 <= N <= slot_grid_rows * slot_grid_cols = {max_slots}; pass observations laid out as "
+            f"[base | slot_0 | ... | slot_(N-1)] or change base_dim / slot_dim / the slot grid in the config"
+        )
+    return n
 
 
 # Seeds' defaults per variant. `paper` sizes follow the issue text (original module
@@ -255,6 +303,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "sliding": dict(d_model=16, num_layers=2, num_heads=1, d_ff=64, max_cache_size=80, pooling="mean"),
     "lstm": dict(d_model=128, num_layers=1, lstm_hidden=128),
     "slot": dict(d_model=64, num_layers=2, num_heads=4, d_ff=256, lstm_hidden=128),
+    "mlp": dict(d_model=64, num_layers=1),
 }
 
 # The small sizes Metta's recipes trained with (metta_torch_stack.md sections 2-4, 7.3).
@@ -287,3 +336,180 @@ def preset(variant: str, obs_dim: int, num_actions: int, size: str = "default", 
         raise ConfigError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
     base.update(overrides)
     return PolicyConfig(variant=variant, obs_dim=obs_dim, num_actions=num_actions, **base)
+
+
+# --------------------------------------------------------------------------- training
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters and their schedules (progress p = iteration / num_iterations).
+
+    lr:     linear warmup 0 -> learning_rate over `lr_warmup_iterations`, then `lr_schedule` to lr_final
+    ent:    linear ent_coef -> ent_coef_final
+    clip:   log-linear clip_coef -> clip_coef_final       (exp((1-p) log a + p log b))
+    vclip:  linear vf_clip_coef -> vf_clip_coef_final
+    Set a *_final equal to its start value to hold it constant.
+    """
+
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    vtrace: bool = False
+    """Recompute advantages per minibatch with V-trace clipped ratios (Metta's trainer)."""
+    vtrace_rho_clip: float = 1.0
+    vtrace_c_clip: float = 1.0
+
+    bptt_horizon: int = 16
+    """H: steps per training segment; the rollout stores the memory at each segment's first step."""
+    num_minibatches: int = 4
+    update_epochs: int = 4
+    norm_adv: bool = True
+
+    clip_coef: float = 0.1
+    clip_coef_final: float = 0.05
+    clip_vloss: bool = True
+    vf_clip_coef: float = 0.1
+    vf_clip_coef_final: float = 0.05
+    vf_coef: float = 0.5
+    ent_coef: float = 0.0021
+    ent_coef_final: float = 0.0
+
+    optimizer: str = "adam"
+    learning_rate: float = 4.57e-4
+    lr_final: float = 3e-5
+    lr_schedule: str = "cosine"
+    lr_warmup_iterations: int = 0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-5
+    weight_decay: float = 0.0
+    """Decoupled weight decay; only used by optimizer='adamw'."""
+    max_grad_norm: float = 0.5
+
+    def replace(self, **changes: Any) -> PPOConfig:
+        return dataclasses.replace(self, **changes)
+
+    def __post_init__(self) -> None:
+        for name in ("gamma", "gae_lambda"):
+            v = getattr(self, name)
+            _require(0.0 <= v <= 1.0, name, v, "must be in [0, 1]")
+        for name in ("bptt_horizon", "num_minibatches", "update_epochs"):
+            v = getattr(self, name)
+            _require(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive int")
+        for name in ("clip_coef", "clip_coef_final", "vtrace_rho_clip", "vtrace_c_clip", "adam_eps"):
+            v = getattr(self, name)
+            _require(v > 0, name, v, "must be > 0")
+        for name in ("vf_clip_coef", "vf_clip_coef_final", "vf_coef", "ent_coef", "ent_coef_final", "learning_rate"):
+            v = getattr(self, name)
+            _require(v >= 0, name, v, "must be >= 0")
+        for name in ("lr_final", "weight_decay", "max_grad_norm"):
+            v = getattr(self, name)
+            _require(v >= 0, name, v, "must be >= 0")
+        _require(0 <= self.adam_b1 < 1, "adam_b1", self.adam_b1, "must be in [0, 1)")
+        _require(0 <= self.adam_b2 < 1, "adam_b2", self.adam_b2, "must be in [0, 1)")
+        _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"must be one of {OPTIMIZERS}")
+        _require(self.lr_schedule in LR_SCHEDULES, "lr_schedule", self.lr_schedule, f"must be one of {LR_SCHEDULES}")
+        _require(self.lr_warmup_iterations >= 0, "lr_warmup_iterations", self.lr_warmup_iterations, "must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PPOConfig:
+        return cls(**_known_fields(cls, d, "ppo"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: policy, PPO, environment and loop settings. JSON-round-trips.
+
+    Batch per iteration = num_envs * rollout_steps steps, cut into segments of
+    ppo.bptt_horizon steps: num_envs * rollout_steps / bptt_horizon segments, split into
+    ppo.num_minibatches minibatches.
+    """
+
+    policy: PolicyConfig
+    ppo: PPOConfig = PPOConfig()
+    env: str = "tmaze"
+    env_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    num_envs: int = 64
+    rollout_steps: int = 64
+    total_steps: int = 1_000_000
+    """Environment steps (over all envs); iterations = total_steps // (num_envs * rollout_steps)."""
+    seed: int = 0
+    iterations_per_call: int = 1
+    """Iterations fused under one jitted lax.scan between two Python logging points."""
+    log_dir: str = "runs/default"
+    checkpoint_every: int = 0
+    """Save a checkpoint every N iterations (and at the end); 0: only at the end."""
+    eval_episodes: int = 0
+
+    @property
+    def steps_per_iteration(self) -> int:
+        return self.num_envs * self.rollout_steps
+
+    @property
+    def num_iterations(self) -> int:
+        return max(1, self.total_steps // self.steps_per_iteration)
+
+    @property
+    def num_segments(self) -> int:
+        return self.num_envs * (self.rollout_steps // self.ppo.bptt_horizon)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def __post_init__(self) -> None:
+        _require(isinstance(self.policy, PolicyConfig), "policy", type(self.policy).__name__, "must be a PolicyConfig")
+        _require(isinstance(self.ppo, PPOConfig), "ppo", type(self.ppo).__name__, "must be a PPOConfig")
+        _require(isinstance(self.env, str) and bool(self.env), "env", self.env, "must be a non-empty env name")
+        for name in ("num_envs", "rollout_steps", "total_steps", "iterations_per_call"):
+            v = getattr(self, name)
+            _require(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive int")
+        for name in ("checkpoint_every", "eval_episodes"):
+            v = getattr(self, name)
+            _require(isinstance(v, int) and v >= 0, name, v, "must be an int >= 0")
+        h = self.ppo.bptt_horizon
+        _require(
+            self.rollout_steps % h == 0, "rollout_steps", self.rollout_steps, f"must be a multiple of bptt_horizon={h}"
+        )
+        _require(
+            self.num_segments % self.ppo.num_minibatches == 0,
+            "num_minibatches",
+            self.ppo.num_minibatches,
+            f"must divide the number of segments num_envs*rollout_steps/bptt_horizon={self.num_segments}",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["policy"] = self.policy.to_dict()
+        d["ppo"] = self.ppo.to_dict()
+        d["env_kwargs"] = dict(self.env_kwargs)
+        d["schema_version"] = SCHEMA_VERSION
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d.pop("schema_version", None)
+        d = _known_fields(cls, d, "train")
+        d["policy"] = PolicyConfig.from_dict(d["policy"])
+        d["ppo"] = PPOConfig.from_dict(d.get("ppo", {}))
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls.from_dict(json.loads(text))
+
+
+def _known_fields(cls: type, d: dict[str, Any], what: str) -> dict[str, Any]:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} config field(s) {unknown}; known fields: {sorted(known)}")
+    return dict(d)

@@ -15,4 +15,5 @@ CORE_MODULES = {
     "sliding": "sliding",
     "lstm": "lstm",
     "slot": "slot",
+    "mlp": "mlp",
 }
