@@ -291,7 +291,7 @@ def check_bad_inputs(cfg: PolicyConfig, other_variant_cfg: PolicyConfig) -> None
     with pytest.raises(ValueError, match="reset has shape"):
         model.apply(params, obs, jnp.zeros((2, 4), bool), mem)
     with pytest.raises(ValueError, match="reset has shape"):
-        tmodel(torch.as_tensor(np.asarray(obs)), torch.zeros(2, 4, dtype=torch.bool), tmem)
+        tmodel(torch.zeros(2, 3, cfg.obs_dim), torch.zeros(2, 4, dtype=torch.bool), tmem)
     with pytest.raises(ValueError, match="memory has batch"):
         model.apply(params, obs, reset, jax_tx.initial_memory(cfg, 3))
     state = tmodel.state_dict()
