@@ -1,0 +1,95 @@
+"""Config: presets, JSON round trip, validation that names the field, import hygiene."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from jax_tx import config
+from jax_tx.config import ConfigError, PolicyConfig, preset
+
+
+@pytest.mark.parametrize("variant", sorted(config.PRESETS))
+def test_presets_round_trip_json(variant):
+    layout = dict(base_dim=4, slot_dim=3) if variant == "slot" else {}  # obs = [base 4 | one slot of 3]
+    cfg = preset(variant, obs_dim=7, num_actions=3, **layout)
+    assert cfg.variant == variant
+    again = PolicyConfig.from_json(cfg.to_json())
+    assert again == cfg and hash(again) == hash(cfg)
+    assert json.loads(cfg.to_json())["schema_version"] == config.SCHEMA_VERSION
+
+
+def test_config_is_frozen():
+    cfg = preset("trxl", obs_dim=4, num_actions=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.d_model = 3  # type: ignore[misc]
+
+
+def test_preset_defaults_follow_the_seeds():
+    got = {
+        v: (c.d_model, c.num_layers, c.num_heads, c.d_ff, c.memory_len)
+        for v in config.XL_VARIANTS
+        for c in [preset(v, obs_dim=4, num_actions=2)]
+    }
+    assert got == {
+        "gtrxl": (128, 6, 8, 512, 64),
+        "trxl": (256, 6, 8, 1024, 64),
+        "trxl_nvidia": (512, 16, 8, 2048, 192),
+    }
+    gtrxl = preset("gtrxl", obs_dim=4, num_actions=2)
+    assert (gtrxl.gating, gtrxl.gate_bias, gtrxl.sublayer_relu, gtrxl.pre_norm) == ("gru", 2.0, True, True)
+    small = preset("trxl_nvidia", obs_dim=4, num_actions=2, size="metta_small")
+    assert (small.d_model, small.num_layers, small.memory_len, small.d_ff) == (40, 1, 16, 160)
+
+
+def test_overrides_apply_after_preset():
+    cfg = preset("gtrxl", obs_dim=4, num_actions=2, size="metta_small", memory_len=7)
+    assert (cfg.d_model, cfg.memory_len) == (32, 7)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(num_heads=3), "num_heads"),
+        (dict(d_model=0), "d_model"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(gating="lstm"), "gating"),
+        (dict(memory_len=0), "memory_len"),
+        (dict(clamp_len=0), "clamp_len"),
+        (dict(dropout=1.5), "dropout"),
+    ],
+)
+def test_validation_names_the_bad_field(overrides, field):
+    with pytest.raises(ConfigError, match=f"config field {field}="):
+        preset("trxl", obs_dim=4, num_actions=2, **overrides)
+
+
+def test_unknown_variant_field_and_size_are_refused():
+    with pytest.raises(ConfigError, match="variant='transformer'"):
+        preset("transformer", obs_dim=4, num_actions=2)
+    with pytest.raises(ConfigError, match=r"unknown config field\(s\) \['n_layers'\]"):
+        preset("trxl", obs_dim=4, num_actions=2, n_layers=3)
+    with pytest.raises(ConfigError, match="size='huge'"):
+        preset("trxl", obs_dim=4, num_actions=2, size="huge")
+
+
+def test_newer_schema_and_unknown_json_fields_are_refused():
+    d = preset("trxl", obs_dim=4, num_actions=2).to_dict()
+    with pytest.raises(ConfigError, match="newer than this jax_tx understands"):
+        PolicyConfig.from_dict({**d, "schema_version": config.SCHEMA_VERSION + 1})
+    with pytest.raises(ConfigError, match="unknown config field"):
+        PolicyConfig.from_dict({**d, "future_knob": 1})
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import jax_tx.config, sys; assert 'jax' not in sys.modules and 'torch' not in sys.modules",
+        "import torch_ref, sys; assert 'jax' not in sys.modules, [m for m in sys.modules if m.startswith('jax')]",
+    ],
+)
+def test_import_hygiene(code):
+    """config imports neither framework; torch_ref never imports jax."""
+    subprocess.run([sys.executable, "-c", code], check=True)
