@@ -166,12 +166,17 @@ def set_learning_rate(opt_state, lr):
     return opt_state._replace(hyperparams=hp)
 
 
+def global_norm(tree):
+    """sqrt(sum of squares of every leaf): the norm clip_by_global_norm clips."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree_util.tree_leaves(tree)))
+
+
 def sgd_step(model, cfg, ppo, optimizer, sched, params, opt_state, mb: Segments, rng):
     grad_fn = jax.value_and_grad(minibatch_loss, has_aux=True)
     (_, terms), grads = grad_fn(params, model, cfg, ppo, sched, mb, rng)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
-    return params, opt_state, terms, optax.global_norm(grads)
+    return params, opt_state, terms, global_norm(grads)
 
 
 def update(model, cfg: PolicyConfig, ppo: PPOConfig, optimizer, sched, params, opt_state, seg: Segments, key):
