@@ -73,6 +73,7 @@ class Trainer:
         self.optimizer = make_optimizer(tcfg.ppo)
         self.num_segments_per_env = tcfg.rollout_steps // tcfg.ppo.bptt_horizon
         self.run = jax.jit(self._run)
+        self.run_one = jax.jit(self._run_one)
 
     def init(self, seed: int | None = None) -> TrainState:
         from jax_tx.policy import example_inputs
@@ -128,3 +129,8 @@ class Trainer:
     def _run(self, state: TrainState) -> tuple[TrainState, dict]:
         """iterations_per_call iterations; metrics stacked [iterations_per_call]."""
         return jax.lax.scan(lambda s, _: self.iteration(s), state, None, length=self.tcfg.iterations_per_call)
+
+    def _run_one(self, state: TrainState) -> tuple[TrainState, dict]:
+        """One iteration with metrics stacked [1] (for a remainder of iterations_per_call)."""
+        state, metrics = self.iteration(state)
+        return state, jax.tree_util.tree_map(lambda x: x[None], metrics)
