@@ -47,6 +47,18 @@ def rollout(env, policy, num_envs: int, steps: int, seed: int = 0):
     return jax.tree_util.tree_map(np.asarray, out)
 
 
+def halves(first, second, n_first: int):
+    """A policy applying `first` to envs [0, n_first) and `second` to the rest (one compile instead of two)."""
+
+    def policy(obs, t, carry, key):
+        action_1, carry_1 = first(obs, t, carry, key)
+        action_2, carry_2 = second(obs, t, carry, key)
+        rows = jnp.arange(obs.shape[0]) < n_first
+        return jnp.where(rows, action_1, action_2), jnp.where(rows[:, None], carry_1, carry_2)
+
+    return policy
+
+
 def random_policy(num_actions):
     return lambda obs, t, c, key: (jax.random.randint(key, obs.shape[:1], 0, num_actions), c)
 
@@ -212,16 +224,15 @@ def test_repeat_previous_oracle_and_memoryless():
         carry = jnp.concatenate([jnp.argmax(obs, -1)[:, None].astype(jnp.float32), carry[:, :3]], axis=1)
         return carry[:, env.k].astype(jnp.int32), carry
 
-    _, _, reward, term, trunc, info, _ = rollout(env, oracle, 32, 48)
-    done = term | trunc
-    assert not trunc.any() and np.all(np.flatnonzero(done[:, 0]) == [11, 23, 35, 47])
-    np.testing.assert_allclose(info["episode_return"][done], 1.0, atol=1e-5)
-    np.testing.assert_array_equal(info["success"][done], 1.0)
-    # Memoryless: repeating the current symbol is right with probability 1/4 -> expected return -0.5, no successes.
+    # Envs 0..31 follow the oracle; envs 32.. repeat the current symbol (memoryless: right with probability 1/4,
+    # expected return -0.5, no successes).
     echo = lambda obs, t, c, key: (jnp.argmax(obs, -1).astype(jnp.int32), c)  # noqa: E731
-    _, _, _, term, _, info, _ = rollout(env, echo, 256, 48)
-    assert abs(info["episode_return"][term].mean() + 0.5) < 0.05
-    assert info["success"][term].mean() < 0.01
+    _, _, reward, term, trunc, info, _ = rollout(env, halves(oracle, echo, 32), 288, 48)
+    assert not trunc.any() and np.all(np.flatnonzero(term[:, 0]) == [11, 23, 35, 47])
+    np.testing.assert_allclose(info["episode_return"][:, :32][term[:, :32]], 1.0, atol=1e-5)
+    np.testing.assert_array_equal(info["success"][:, :32][term[:, :32]], 1.0)
+    assert abs(info["episode_return"][:, 32:][term[:, 32:]].mean() + 0.5) < 0.05
+    assert info["success"][:, 32:][term[:, 32:]].mean() < 0.01
 
 
 def test_count_recall_oracle_and_memoryless():
@@ -231,14 +242,14 @@ def test_count_recall_oracle_and_memoryless():
         counts = jnp.where(t % env.episode_length == 0, 0.0, counts).at[:, :3].add(obs[:, :3])
         return jnp.sum(counts[:, :3] * obs[:, 3:], -1).astype(jnp.int32), counts
 
-    _, _, _, term, trunc, info, _ = rollout(env, oracle, 32, 30)
-    assert not trunc.any() and term.sum() == 32 * 3
-    np.testing.assert_allclose(info["episode_return"][term], 1.0, atol=1e-5)
-    np.testing.assert_array_equal(info["success"][term], 1.0)
-    # Memoryless guess from (dealt, query) alone: 1 if they match else 0 (right only early in an episode).
+    # Envs 0..31 follow the oracle; envs 32.. guess from (dealt, query) alone: 1 if they match else 0.
     guess = lambda obs, t, c, key: (jnp.sum(obs[:, :3] * obs[:, 3:], -1).astype(jnp.int32), c)  # noqa: E731
-    _, _, _, term, _, info, _ = rollout(env, guess, 256, 30)
-    assert info["episode_return"][term].mean() < 0.0 and info["success"][term].mean() < 0.01
+    _, _, _, term, trunc, info, _ = rollout(env, halves(oracle, guess, 32), 288, 30)
+    assert not trunc.any() and term.sum() == 288 * 3
+    np.testing.assert_allclose(info["episode_return"][:, :32][term[:, :32]], 1.0, atol=1e-5)
+    np.testing.assert_array_equal(info["success"][:, :32][term[:, :32]], 1.0)
+    assert info["episode_return"][:, 32:][term[:, 32:]].mean() < 0.0
+    assert info["success"][:, 32:][term[:, 32:]].mean() < 0.01
 
 
 # ---------------------------------------------------------------- gymnax adapter
@@ -252,19 +263,17 @@ def test_gymnax_memory_chain_memory_length_and_success():
         carry = carry.at[:, 0].set(jnp.where(obs[:, 2] != 0, obs[:, 2], carry[:, 0]))
         return (carry[:, 0] > 0).astype(jnp.int32), carry
 
-    _, _, reward, term, trunc, info, _ = rollout(env, oracle, 16, 21)
-    assert not trunc.any() and np.array_equal(np.flatnonzero(term[:, 0]), [6, 13, 20])  # episodes of L + 1 steps
-    np.testing.assert_array_equal(info["episode_length"][term], 7)
-    np.testing.assert_array_equal(info["success"][term], 1.0)
-    np.testing.assert_array_equal(reward[term], 1.0)
-
     def wrong(obs, t, carry, key):
         action, carry = oracle(obs, t, carry, key)
         return 1 - action, carry
 
-    _, _, reward, term, _, info, _ = rollout(env, wrong, 16, 7)
-    np.testing.assert_array_equal(info["success"][term], 0.0)
-    np.testing.assert_array_equal(reward[term], -1.0)
+    _, _, reward, term, trunc, info, _ = rollout(env, halves(oracle, wrong, 8), 16, 21)  # envs 8.. answer wrong
+    assert not trunc.any() and np.array_equal(np.flatnonzero(term[:, 0]), [6, 13, 20])  # episodes of L + 1 steps
+    np.testing.assert_array_equal(info["episode_length"][term], 7)
+    np.testing.assert_array_equal(info["success"][:, :8][term[:, :8]], 1.0)
+    np.testing.assert_array_equal(reward[:, :8][term[:, :8]], 1.0)
+    np.testing.assert_array_equal(info["success"][:, 8:][term[:, 8:]], 0.0)
+    np.testing.assert_array_equal(reward[:, 8:][term[:, 8:]], -1.0)
 
 
 def test_gymnax_cartpole_time_limit_through_params():

@@ -101,6 +101,7 @@ class RepeatPrevious(TaskEnv):
     Difficulty knobs: k (how far back to remember), num_symbols. A memoryless policy is correct with probability
     1 / num_symbols per scored step (symbol_{t-k} is independent of what it sees), expected return
     2 / num_symbols - 1.
+    State: the last k + 1 symbols (newest first) and the number of correct answers.
     """
 
     k: int = 4
@@ -130,25 +131,30 @@ class RepeatPrevious(TaskEnv):
     def max_steps(self) -> int:
         return self.episode_length
 
+    def _draw(self, key: jax.Array) -> jax.Array:
+        """One uniformly random symbol, int32[]."""
+        return jax.random.randint(key, (), 0, self.num_symbols, jnp.int32)
+
     def init_episode(self, key):
-        """Draw the episode's symbol sequence int32[episode_length]; the first obs shows symbol 0."""
-        symbols = jax.random.randint(key, (self.episode_length,), 0, self.num_symbols, jnp.int32)
-        inner = {"symbols": symbols, "num_correct": jnp.zeros((), jnp.int32)}
-        return jax.nn.one_hot(symbols[0], self.num_symbols, dtype=jnp.float32), inner
+        """Draw symbol_0 and show it; the history before it is filled with zeros (never scored)."""
+        symbol = self._draw(key)
+        history = jnp.zeros((self.k + 1,), jnp.int32).at[0].set(symbol)
+        inner = {"history": history, "num_correct": jnp.zeros((), jnp.int32)}
+        return jax.nn.one_hot(symbol, self.num_symbols, dtype=jnp.float32), inner
 
     def transition(self, key, inner, time, action):
-        """Score the action against symbol_{time-k}, then show symbol_{time+1}."""
-        del key
-        symbols = inner["symbols"]
+        """Score the action against symbol_{time-k} = history[k], then draw and show symbol_{time+1}."""
         scored = time >= self.k
-        correct = scored & (action == symbols[jnp.maximum(time - self.k, 0)])
+        correct = scored & (action == inner["history"][self.k])
         scale = 1.0 / (self.episode_length - self.k)
         reward = jnp.where(scored, jnp.where(correct, scale, -scale), 0.0)
         num_correct = inner["num_correct"] + correct.astype(jnp.int32)
         terminated = time + 1 >= self.episode_length
         success = num_correct >= _num_needed(self.success_fraction, self.episode_length - self.k)
-        obs = jax.nn.one_hot(symbols[jnp.minimum(time + 1, self.episode_length - 1)], self.num_symbols)
-        return obs, {"symbols": symbols, "num_correct": num_correct}, reward, terminated, success
+        symbol = self._draw(key)
+        history = jnp.concatenate([symbol[None], inner["history"][: self.k]])
+        obs = jax.nn.one_hot(symbol, self.num_symbols, dtype=jnp.float32)
+        return obs, {"history": history, "num_correct": num_correct}, reward, terminated, success
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +168,7 @@ class CountRecall(TaskEnv):
     terminates after `episode_length` steps (never truncated). Success: at least `success_fraction` of the steps
     answered correctly. Difficulty knobs: episode_length (how long counts must be kept), num_values.
     A memoryless policy sees only (v_t, q_t), not the history, so it cannot track the counts.
+    State: counts int32[num_values] of the values dealt so far (v_t included), q_t, the number of correct answers.
     """
 
     num_values: int = 4
@@ -190,37 +197,29 @@ class CountRecall(TaskEnv):
     def max_steps(self) -> int:
         return self.episode_length
 
-    def _observe(self, inner, t):
-        """[one_hot(v_t) | one_hot(q_t)] for step t."""
-        dealt = jax.nn.one_hot(inner["values"][t], self.num_values, dtype=jnp.float32)
-        query = jax.nn.one_hot(inner["queries"][t], self.num_values, dtype=jnp.float32)
-        return jnp.concatenate([dealt, query])
+    def _deal(self, key: jax.Array, counts: jax.Array, num_correct: jax.Array):
+        """Deal a value and a query; returns (obs [one_hot(v) | one_hot(q)], inner with v added to counts)."""
+        value, query = jax.random.randint(key, (2,), 0, self.num_values, jnp.int32)
+        dealt = jax.nn.one_hot(value, self.num_values, dtype=jnp.int32)
+        obs = jnp.concatenate([dealt, jax.nn.one_hot(query, self.num_values, dtype=jnp.int32)]).astype(jnp.float32)
+        return obs, {"counts": counts + dealt, "query": query, "num_correct": num_correct}
 
     def init_episode(self, key):
-        """Draw the dealt values and queries int32[episode_length]; the first obs shows step 0."""
-        key_values, key_queries = jax.random.split(key)
-        shape = (self.episode_length,)
-        inner = {
-            "values": jax.random.randint(key_values, shape, 0, self.num_values, jnp.int32),
-            "queries": jax.random.randint(key_queries, shape, 0, self.num_values, jnp.int32),
-            "num_correct": jnp.zeros((), jnp.int32),
-        }
-        return self._observe(inner, 0), inner
+        """Deal step 0 with all counts at zero."""
+        zero = jnp.zeros((), jnp.int32)
+        return self._deal(key, jnp.zeros((self.num_values,), jnp.int32), zero)
 
-    def answer(self, inner, time) -> jax.Array:
-        """The correct action at step `time`: count of queries[time] among values[0..time], clipped."""
-        seen = jnp.arange(self.episode_length) <= time
-        count = jnp.sum(seen & (inner["values"] == inner["queries"][time]))
-        return jnp.minimum(count, self.max_count).astype(jnp.int32)
+    def answer(self, inner) -> jax.Array:
+        """The correct action for the current step: count of the query among the values dealt, clipped."""
+        return jnp.minimum(inner["counts"][inner["query"]], self.max_count)
 
     def transition(self, key, inner, time, action):
-        """Score the count, then show step time + 1."""
-        del key
-        correct = action == self.answer(inner, time)
+        """Score the count, then deal step time + 1."""
+        correct = action == self.answer(inner)
         scale = 1.0 / self.episode_length
         reward = jnp.where(correct, scale, -scale)
-        inner = {**inner, "num_correct": inner["num_correct"] + correct.astype(jnp.int32)}
+        num_correct = inner["num_correct"] + correct.astype(jnp.int32)
         terminated = time + 1 >= self.episode_length
-        success = inner["num_correct"] >= _num_needed(self.success_fraction, self.episode_length)
-        obs = self._observe(inner, jnp.minimum(time + 1, self.episode_length - 1))
+        success = num_correct >= _num_needed(self.success_fraction, self.episode_length)
+        obs, inner = self._deal(key, inner["counts"], num_correct)
         return obs, inner, reward, terminated, success
