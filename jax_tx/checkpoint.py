@@ -19,6 +19,7 @@ directory and renames it when complete, so a killed run leaves no half-written s
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -191,6 +192,39 @@ def _item_names(path: Path, step: int) -> list[str]:
     return sorted(p.name for p in step_dir.iterdir() if p.is_dir())
 
 
+def _manifest(path: Path, step: int, names: list[str]) -> tuple[set[str], set[str]]:
+    """(JSON item names, items stored wrapped as {"value": x}) from the step's custom metadata."""
+    absl_logger = logging.getLogger("absl")
+    level = absl_logger.level
+    absl_logger.setLevel(logging.ERROR)  # orbax warns that it cannot restore items it has no handler for yet
+    try:
+        with ocp.CheckpointManager(
+            path, options=ocp.CheckpointManagerOptions(create=False), item_names=tuple(names)
+        ) as mngr:
+            step_meta = mngr.metadata(step)
+    finally:
+        absl_logger.setLevel(level)
+    manifest = (step_meta.custom_metadata or {}).get(_MANIFEST_KEY, {})
+    if "extra_json" in manifest:
+        json_names = set(manifest["extra_json"])
+    else:  # written by another tool: ask the handler names orbax recorded
+        json_names = {n for n, h in (step_meta.item_handlers or {}).items() if "Json" in str(h)}
+    return json_names, set(manifest.get("wrapped", ()))
+
+
+def _check_x64(item_metadata: Any, path: Path, step: int) -> None:
+    """float64 arrays would silently come back as float32 unless jax_enable_x64 is on."""
+    if jax.config.jax_enable_x64:
+        return
+    for name, tree in (item_metadata or {}).items():
+        dtypes = {str(getattr(m, "dtype", "")) for m in jax.tree.leaves(tree) if m is not None}
+        if "float64" in dtypes:
+            raise CheckpointError(
+                f"{path} step {step}: item {name!r} holds float64 arrays but jax_enable_x64 is off; restore inside "
+                f"`with jax.enable_x64(True):` (or jax.config.update('jax_enable_x64', True))"
+            )
+
+
 def _read_config(raw: Any, path: Path, step: int) -> PolicyConfig:
     try:
         return PolicyConfig.from_dict(raw)
@@ -225,11 +259,12 @@ def restore(
     unknown = sorted(set(templates) - set(names))
     if unknown:
         raise CheckpointError(f"{path} step {step} has no item(s) {unknown}; stored items: {names}")
+    json_names, wrapped = _manifest(path, step, names)
+    handlers = {n: ocp.JsonCheckpointHandler() if n in json_names else ocp.StandardCheckpointHandler() for n in names}
+    handlers[CONFIG_ITEM] = ocp.JsonCheckpointHandler()
     options = ocp.CheckpointManagerOptions(create=False)
-    with ocp.CheckpointManager(path, options=options, item_names=tuple(names)) as mngr:
-        custom = mngr.metadata(step).custom_metadata or {}
-        manifest = custom.get(_MANIFEST_KEY, {})
-        json_names, wrapped = set(manifest.get("extra_json", ())), set(manifest.get("wrapped", ()))
+    with ocp.CheckpointManager(path, options=options, item_handlers=handlers) as mngr:
+        _check_x64(mngr.item_metadata(step), path, step)
         args = {PARAMS_ITEM: ocp.args.StandardRestore(), CONFIG_ITEM: ocp.args.JsonRestore()}
         for name in names:
             if name in RESERVED_ITEMS:

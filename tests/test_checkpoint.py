@@ -24,7 +24,10 @@ def tiny(variant: str = "trxl", **kw):
 
 
 def init_params(cfg, seed=0):
-    return jax_tx.make_policy(cfg).init(jax.random.PRNGKey(seed), *example_inputs(cfg))
+    """Random variables of model.init's structure, shapes and dtypes (eval_shape: no eager init to compile)."""
+    shapes = jax.eval_shape(jax_tx.make_policy(cfg).init, jax.random.PRNGKey(seed), *example_inputs(cfg))
+    rng = np.random.default_rng(seed)
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape).astype(s.dtype)), shapes)
 
 
 def assert_trees_equal(a, b):
@@ -38,8 +41,7 @@ def test_round_trip_with_optimizer_state_and_json(tmp_path):
     cfg = tiny("gtrxl", gating="gru")
     params = init_params(cfg)
     opt = optax.adam(1e-3)
-    opt_state = opt.init(params)
-    _, opt_state = opt.update(jax.tree.map(jnp.ones_like, params), opt_state, params)
+    opt_state = jax.tree.map(lambda x: np.asarray(x) + 1, opt.init(params))  # moments and count != 0
     rng = jax.random.PRNGKey(7)
     checkpoint.save(
         tmp_path / "ck",
@@ -146,3 +148,13 @@ def test_unknown_extra_template(tmp_path):
         CheckpointError, match=r"has no item\(s\) \['opt_state'\]; stored items: \['config', 'params'\]"
     ):
         checkpoint.restore(tmp_path, extra_templates={"opt_state": {}})
+
+
+def test_float64_params_need_x64_to_restore(tmp_path):
+    cfg = tiny()
+    with jax.enable_x64(True):
+        params = jax.tree.map(lambda x: x.astype(jnp.float64), init_params(cfg))
+        checkpoint.save(tmp_path, 0, params, cfg)
+        assert_trees_equal(checkpoint.restore(tmp_path).params, params)
+    with pytest.raises(CheckpointError, match="holds float64 arrays but jax_enable_x64 is off; restore inside"):
+        checkpoint.restore(tmp_path)  # instead of silently rounding to float32
