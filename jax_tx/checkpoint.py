@@ -225,6 +225,21 @@ def _check_x64(item_metadata: Any, path: Path, step: int) -> None:
             )
 
 
+def _restore_args(names, json_names, wrapped, templates) -> dict[str, Any]:
+    args = {PARAMS_ITEM: ocp.args.StandardRestore(), CONFIG_ITEM: ocp.args.JsonRestore()}
+    for name in names:
+        if name in RESERVED_ITEMS:
+            continue
+        if name in json_names:
+            args[name] = ocp.args.JsonRestore()
+        elif name in templates:
+            template = _wrap(templates[name]) if name in wrapped else templates[name]
+            args[name] = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, template))
+        else:
+            args[name] = ocp.args.StandardRestore()
+    return args
+
+
 def _read_config(raw: Any, path: Path, step: int) -> PolicyConfig:
     try:
         return PolicyConfig.from_dict(raw)
@@ -263,26 +278,18 @@ def restore(
     handlers = {n: ocp.JsonCheckpointHandler() if n in json_names else ocp.StandardCheckpointHandler() for n in names}
     handlers[CONFIG_ITEM] = ocp.JsonCheckpointHandler()
     options = ocp.CheckpointManagerOptions(create=False)
-    with ocp.CheckpointManager(path, options=options, item_handlers=handlers) as mngr:
-        _check_x64(mngr.item_metadata(step), path, step)
-        args = {PARAMS_ITEM: ocp.args.StandardRestore(), CONFIG_ITEM: ocp.args.JsonRestore()}
-        for name in names:
-            if name in RESERVED_ITEMS:
-                continue
-            if name in json_names:
-                args[name] = ocp.args.JsonRestore()
-            elif name in templates:
-                template = _wrap(templates[name]) if name in wrapped else templates[name]
-                args[name] = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, template))
-            else:
-                args[name] = ocp.args.StandardRestore()
-        try:
-            out = mngr.restore(step, args=ocp.args.Composite(**args))
-        except (ValueError, KeyError, FileNotFoundError) as e:
-            raise CheckpointError(
-                f"{path} step {step} cannot be restored ({type(e).__name__}: {e}); check that the extra templates "
-                f"have the structure that was saved, or that the checkpoint is complete"
-            ) from e
+    try:
+        with ocp.CheckpointManager(path, options=options, item_handlers=handlers) as mngr:
+            _check_x64(mngr.item_metadata(step), path, step)
+            out = mngr.restore(step, args=ocp.args.Composite(**_restore_args(names, json_names, wrapped, templates)))
+    except CheckpointError:
+        raise
+    except Exception as e:  # orbax / tensorstore errors on damaged files or a template of another structure
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise CheckpointError(
+            f"{path} step {step} cannot be restored ({type(e).__name__}: {first}); the checkpoint is incomplete or "
+            f"damaged, or an extra template does not have the structure that was saved"
+        ) from e
     cfg = _read_config(out[CONFIG_ITEM], path, step)
     params = out[PARAMS_ITEM]
     check_params_match(params, cfg, where=f"{path} step {step}")

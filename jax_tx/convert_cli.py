@@ -201,7 +201,7 @@ def verify_conversion(src_fmt: str, reference: dict, written: dict, cfg: PolicyC
 def run(args: argparse.Namespace) -> int:
     """Convert args.src to args.dst; raises ConvertError; returns 1 when --verify fails."""
     src, dst = args.src, args.dst
-    src_fmt, dst_fmt = detect_format(src), detect_format(dst)
+    src_fmt, dst_fmt = detect_format(src), detect_format(dst, source=False)
     if src.absolute().resolve() == dst.absolute().resolve():
         raise ConvertError(f"SRC and DST are the same path {src}; choose another DST")
     sweep_stale(dst)

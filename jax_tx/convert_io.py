@@ -48,9 +48,9 @@ class Loaded:
     cfg: PolicyConfig | None
 
 
-def detect_format(path: Path) -> str:
-    """'torch' | 'safetensors' | 'orbax' | 'msgpack' from the suffix (a directory is orbax)."""
-    suffix = "" if path.is_dir() else path.suffix.lower()
+def detect_format(path: Path, source: bool = True) -> str:
+    """'torch' | 'safetensors' | 'orbax' | 'msgpack' from the suffix; an existing SRC directory is orbax."""
+    suffix = "" if source and path.is_dir() else path.suffix.lower()
     if suffix not in FORMATS:
         raise ConvertError(
             f"unknown format {suffix!r} for {path}: use .pt/.pth, .safetensors, .msgpack, or a directory path "
@@ -189,6 +189,13 @@ def write(fmt: str, path: Path, tree: dict, cfg: PolicyConfig, config_path: Path
             from safetensors.torch import save_file
 
             save_file(state, str(path), metadata={META_KEY: cfg.to_json()})
+            path.chmod(_default_file_mode())  # safetensors creates files 0600; match torch.save and the umask
+
+
+def _default_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def convert_to_torch(tree: dict, cfg: PolicyConfig, dtype=None) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -144,12 +145,14 @@ def test_verify_passes_on_a_good_conversion(tmp_path, capsys):
     cfg = tiny("trxl", aux_tokens=True)
     src = save_pt(tmp_path / "a.pt", torch_state(cfg), cfg)
     convert_ok(src, tmp_path / "ck", "--verify")
-    convert_ok(tmp_path / "ck", tmp_path / "b.msgpack", "--verify")  # flax source: the other twin assignment
+    slot = tiny("slot")  # several logit heads; flax source: the other assignment of weights to twins
+    convert_ok(save_pt(tmp_path / "slot.pt", torch_state(slot), slot), tmp_path / "slot_ck")
+    convert_ok(tmp_path / "slot_ck", tmp_path / "slot.msgpack", "--verify")
     out = capsys.readouterr().out
     assert out.count("verify: ok (worst ") == 2
-    for leaf in ("logits", "value", "memory['hidden']"):
-        line = next(x for x in out.splitlines() if x.strip().startswith(leaf))
-        assert float(line.split()[1]) <= 1e-5 and line.endswith("ok"), line
+    rows = [x.split() for x in out.splitlines() if x.startswith("  ")]
+    assert {"logits", "logits.0", "logits.1", "value", "memory['hidden']"} <= {r[0] for r in rows}, out
+    assert all(float(r[1]) <= 1e-5 and r[2] == "ok" for r in rows), out
 
 
 def test_verify_fails_on_a_corrupted_weight(tmp_path, capsys, monkeypatch):
@@ -207,6 +210,10 @@ def test_existing_dst_needs_force(tmp_path, capsys):
     convert_ok(tmp_path / "b.pt", tmp_path / "ck2")
     convert_ok(tmp_path / "ck2", tmp_path / "b.pt", "--force")  # file replaced by itself: same content
     assert_same_weights(tmp_path / "ck", torch_state(cfg, seed=1), cfg)
+    shutil.copytree(tmp_path / "ck", tmp_path / "dir.pt")  # a directory in the way of a file DST
+    assert convert_cli.main([str(src), str(tmp_path / "dir.pt")]) == 2
+    convert_ok(src, tmp_path / "dir.pt", "--force")
+    assert_same_weights(tmp_path / "dir.pt", torch_state(cfg), cfg)
     assert not [p for p in tmp_path.iterdir() if ".jax-tx-" in p.name]
 
 
@@ -229,6 +236,11 @@ def test_unreadable_sources(tmp_path, capsys):
         assert_fails(capsys, dst, [tmp_path / name, dst], f"cannot read .*{name} as {what} .*truncated")
     (tmp_path / "text.pt").write_text("hello")
     assert_fails(capsys, dst, [tmp_path / "text.pt", dst], "cannot read .* the file is truncated or not a PyTorch")
+    convert_ok(save_pt(tmp_path / "b.pt", torch_state(cfg), cfg), tmp_path / "ck")
+    for data in (tmp_path / "ck").rglob("d"):  # the array data files
+        shutil.rmtree(data)
+    assert_fails(capsys, dst, [tmp_path / "ck", dst], r"step 0 cannot be restored .*incomplete or damaged")
+    assert_fails(capsys, dst, [tmp_path / "b.pt", tmp_path / "b.pt"], "SRC and DST are the same path")
     (tmp_path / "empty").mkdir()
     assert_fails(capsys, dst, [tmp_path / "empty", dst], r"is not a jax_tx checkpoint \(no completed steps\)")
 
