@@ -318,3 +318,14 @@ def test_host_adapter_cartpole():
     ended = done[:-1]  # where an episode ended, the next obs is a fresh start, not the final observation
     assert np.all(np.abs(traj["final_observation"][:-1][ended] - traj["obs"][1:][ended]).max(-1) > 0)
     env.close()
+
+
+def test_host_adapter_rejects_next_step_autoreset():
+    import gymnasium
+
+    from jax_tx.envs.host_adapter import HostVectorEnv
+
+    vec = gymnasium.make_vec("CartPole-v1", 2, vectorization_mode="sync")  # Gymnasium's default: NEXT_STEP
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        HostVectorEnv(vec)
+    vec.close()
