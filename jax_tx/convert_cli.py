@@ -166,8 +166,13 @@ def storage_tree(canonical: dict, dtype: str) -> dict:
 # ----------------------------------------------------------------------------- the command
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line and exit 2, like every other conversion error
+        self.exit(2, f"jax-tx convert: error: {message}; see jax-tx convert --help\n")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="jax-tx convert",
         description="Convert policy weights between PyTorch (.pt/.pth, .safetensors) and Flax (orbax directory, "
         ".msgpack + <stem>.config.json). The resolved config travels with the weights.",
@@ -234,7 +239,9 @@ def run(args: argparse.Namespace) -> int:
             if args.verify:
                 reference = storage_tree(storage_tree(canonical, out_dtype), compute_dtype(cfg))
                 written = as_flax(back, cfg, compute_dtype(cfg))
-                if not verify_conversion(src_fmt, reference, written, cfg, args.tol or _default_tol(cfg)):
+                if not verify_conversion(
+                    src_fmt, reference, written, cfg, args.tol if args.tol is not None else _default_tol(cfg)
+                ):
                     print(f"not written: {dst} (the conversion failed verification)", file=sys.stderr)
                     return 1
             if os.environ.get(PAUSE_ENV):

@@ -292,6 +292,14 @@ def test_config_problems(tmp_path, capsys):
     assert_fails(capsys, dst, argv, r"unknown config field\(s\) \['widht'\]")
 
 
+def test_bad_arguments_are_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        convert_cli.main(["a.pt", str(tmp_path / "b.pt"), "--dtype", "float16"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("jax-tx convert: error: argument --dtype: invalid choice: 'float16'")
+
+
 def test_console_script_dispatch(tmp_path, capsys):
     cfg = tiny("mlp")
     src = save_pt(tmp_path / "a.pt", torch_state(cfg), cfg)
