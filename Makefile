@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test lint install clean
+.PHONY: test lint install clean train
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ test: install
 lint: install
 	$(PY) -m ruff check jax_tx torch_ref parity_tests tests experiments
 	$(PY) -m ruff format --check jax_tx torch_ref parity_tests tests experiments
+
+# The default recipe: gtrxl on a 16-step T-Maze (a few minutes on 2 CPU cores); extra flags via TRAIN_ARGS.
+train: install
+	$(PY) -m jax_tx.train --recipe experiments/recipes/default.json \
+		--log-dir runs/default-$$(date +%Y%m%d-%H%M%S) $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV)
