@@ -1,6 +1,6 @@
 """Memoryless baseline core (twin of jax_tx/mlp.py).
 
-    y = ReLU(W_L ... ReLU(W_1 x + b_1) ... + b_L);  memory = {"none": [B, 0]} passed through
+y = ReLU(W_L ... ReLU(W_1 x + b_1) ... + b_L);  memory = {"none": [B, 0]} passed through
 """
 
 from __future__ import annotations
