@@ -41,10 +41,11 @@ def final_params(run_dir):
 
 def test_train_resume_is_bit_identical_and_eval_reports(tmp_path, capsys):
     full, parts = tmp_path / "full", tmp_path / "parts"
-    assert cli_main(["train", *TINY_FLAGS, "--log-dir", str(full)]) == 0
+    assert cli_main(["train", *TINY_FLAGS, "--log-dir", str(full), "--eval-episodes", "8"]) == 0
     out = capsys.readouterr().out
     assert '"clip_coef": 0.1' in out and "resolved config" in out and "final success" in out
     assert (full / "curve.png").stat().st_size > 0
+    assert 0.0 <= json.loads((full / "summary.json").read_text())["eval_greedy_success"] <= 1.0
     assert any((full / "tb").iterdir())
     assert checkpoint.all_steps(full / "checkpoints") == [2, 4, 6]
     rows = read_csv(full / "metrics.csv")

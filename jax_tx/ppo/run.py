@@ -178,5 +178,16 @@ def fit(
         "sps": result.sps,
         "wall_s": result.wall_s,
     }
+    if tcfg.eval_episodes > 0:
+        from jax_tx.evaluate import run_episodes
+
+        ev = run_episodes(trainer.model, state.params, tcfg.policy, trainer.env, tcfg.eval_episodes, state.key)
+        done = ev["finished"]
+        summary["eval_greedy_success"] = float(ev["success"][done].mean()) if done.any() else math.nan
+        summary["eval_greedy_return"] = float(ev["return"][done].mean()) if done.any() else math.nan
+        echo(
+            f"greedy eval over {int(done.sum())} episodes: return {summary['eval_greedy_return']:.3f}, "
+            f"success {summary['eval_greedy_success']:.3f}"
+        )
     (log_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return result
