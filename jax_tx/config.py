@@ -276,6 +276,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_oscillators=4,
         agalite_mode="fast",
         clamp_output=True,
+        agalite_eps=1e-6,
     ),
     "agalite_optimized": dict(
         d_model=256,
@@ -288,6 +289,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         agalite_mode="fast",
         dropout=0.05,
         clamp_output=True,
+        agalite_eps=1e-6,
     ),
     "agalite_hybrid": dict(
         d_model=256,
