@@ -7,7 +7,8 @@ Inputs (the optional `prev_action` / `prev_reward` arguments of the policy):
     prev_action  int[B, T]   a_{t-1}, the action taken before step t; -1 = none
     prev_reward  float[B, T] r_{t-1}, the reward received with obs_t
 None means "no previous action" (-1) and zero reward everywhere. onehot(-1) is the zero
-vector, so a missing action contributes only b_a. Init (both twins): xavier-uniform
+vector, so a missing action contributes only b_a. At a step with reset=True both are ignored
+(taken as -1 and 0): they belong to the previous episode. Init (both twins): xavier-uniform
 weights, zero biases (Metta's). The sliding-window core reuses `history_inputs` and
 `action_one_hot` for its reward and action tokens.
 """
@@ -38,7 +39,11 @@ def check_action_range(prev_action, num_actions: int) -> None:
 
 
 def history_inputs(reset, prev_action, prev_reward, dtype):
-    """(reset, prev_action, prev_reward) as ([B,T] dtype, [B,T] int32, [B,T] dtype); None -> -1 / 0."""
+    """(reset, prev_action, prev_reward) as ([B,T] dtype, [B,T] int32, [B,T] dtype).
+
+    None -> -1 / 0; where reset[b, t] the previous action and reward belong to the previous
+    episode and are replaced by -1 / 0, so nothing before an episode start reaches it.
+    """
     b, t = reset.shape
     if prev_action is None:
         prev_action = jnp.full((b, t), NO_ACTION, jnp.int32)
@@ -46,7 +51,9 @@ def history_inputs(reset, prev_action, prev_reward, dtype):
         prev_reward = jnp.zeros((b, t), dtype)
     if not jnp.issubdtype(jnp.asarray(prev_action).dtype, jnp.integer):
         raise TypeError(f"prev_action has dtype {jnp.asarray(prev_action).dtype}; pass integer action indices")
-    return reset.astype(dtype), jnp.asarray(prev_action).astype(jnp.int32), jnp.asarray(prev_reward).astype(dtype)
+    prev_action = jnp.where(reset, NO_ACTION, jnp.asarray(prev_action).astype(jnp.int32))
+    prev_reward = jnp.where(reset, 0.0, jnp.asarray(prev_reward).astype(dtype)).astype(dtype)
+    return reset.astype(dtype), prev_action, prev_reward
 
 
 def action_one_hot(prev_action, num_actions: int, dtype):

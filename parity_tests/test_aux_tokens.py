@@ -72,12 +72,17 @@ def test_absent_inputs_mean_no_action_and_zero_reward(name):
 
 
 @pytest.mark.parametrize("name", ["gtrxl", "sliding"])
-def test_previous_action_and_reward_change_the_output(name):
+def test_previous_action_and_reward_change_the_output_except_at_episode_start(name):
+    """They change the output at every step but those with reset=True, where they belong to the old episode."""
+    reset = h.make_chunks(USERS[name], batch=2, steps=4, chunks=1)[0].reset
+    assert reset.any() and not reset.all()
     base = _values(name, prev_action=ACTIONS, prev_reward=REWARDS)
     other_action = _values(name, prev_action=(ACTIONS + 1) % 3, prev_reward=REWARDS)
     other_reward = _values(name, prev_action=ACTIONS, prev_reward=REWARDS + 1.0)
     for b, a, r in zip(base, other_action, other_reward, strict=True):
-        assert np.all(np.abs(a - b) > 1e-6) and np.all(np.abs(r - b) > 1e-6)
+        for changed in (a, r):
+            assert np.all(np.abs(changed - b)[~reset] > 1e-6)
+            np.testing.assert_array_equal(changed[reset], b[reset])
     np.testing.assert_allclose(base[0], base[1], rtol=0, atol=h.FP32_TOL)
 
 

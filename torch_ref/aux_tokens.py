@@ -1,7 +1,8 @@
 """Auxiliary history tokens (twin of jax_tx/aux_tokens.py).
 
 x_t += W_r r_{t-1} + b_r + W_d reset_t + b_d + W_a onehot(a_{t-1}) + b_a
-prev_action -1 (or None) = no previous action (onehot = 0); prev_reward None = 0.
+prev_action -1 (or None) = no previous action (onehot = 0); prev_reward None = 0;
+both are taken as -1 / 0 at steps with reset=True.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ def check_action_range(prev_action: torch.Tensor, num_actions: int) -> None:
 
 
 def history_inputs(reset, prev_action, prev_reward, dtype):
-    """(reset, prev_action, prev_reward) as ([B,T] dtype, [B,T] int64, [B,T] dtype); None -> -1 / 0."""
+    """(reset, prev_action, prev_reward) as ([B,T] dtype, [B,T] int64, [B,T] dtype).
+
+    None -> -1 / 0; where reset[b, t] they are replaced by -1 / 0 (they belong to the previous episode).
+    """
     b, t = reset.shape
     if prev_action is None:
         prev_action = torch.full((b, t), NO_ACTION, dtype=torch.int64)
@@ -33,7 +37,9 @@ def history_inputs(reset, prev_action, prev_reward, dtype):
     prev_action = torch.as_tensor(prev_action)
     if prev_action.is_floating_point() or prev_action.dtype == torch.bool:
         raise TypeError(f"prev_action has dtype {prev_action.dtype}; pass integer action indices")
-    return reset.to(dtype), prev_action.to(torch.int64), torch.as_tensor(prev_reward).to(dtype)
+    prev_action = torch.where(reset, NO_ACTION, prev_action.to(torch.int64))
+    prev_reward = torch.where(reset, torch.zeros((), dtype=dtype), torch.as_tensor(prev_reward).to(dtype))
+    return reset.to(dtype), prev_action, prev_reward
 
 
 def action_one_hot(prev_action: torch.Tensor, num_actions: int, dtype) -> torch.Tensor:
