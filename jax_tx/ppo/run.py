@@ -94,10 +94,11 @@ def _run_blocks(trainer: Trainer, state: TrainState, stop: int, on_metrics):
     while int(state.iteration) < stop:
         remaining = stop - int(state.iteration)
         fn = trainer.run if remaining >= ipc else trainer.run_one
+        compiled = fn._cache_size() > 0
         t0 = time.perf_counter()
         state, metrics = fn(state)
         metrics = jax.tree_util.tree_map(np.asarray, jax.block_until_ready(metrics))
-        on_metrics(state, metrics, time.perf_counter() - t0)
+        on_metrics(state, metrics, time.perf_counter() - t0, compiled)
     return state
 
 
@@ -134,17 +135,16 @@ def fit(
     prev_rows = read_csv(logger.csv_path) if start > 0 else []
     wall0 = prev_rows[-1]["wall_s"] if prev_rows else 0.0
     t_start = time.perf_counter()
-    timing = {"steps": 0, "seconds": 0.0, "calls": 0}
+    timing = {"steps": 0, "seconds": 0.0}
     steps_per_it = tcfg.steps_per_iteration
 
-    def on_metrics(st: TrainState, metrics, dt: float):
+    def on_metrics(st: TrainState, metrics, dt: float, compiled: bool):
         n = len(metrics["loss"])
         first_it = int(st.iteration) - n
         sps = n * steps_per_it / dt
-        if timing["calls"] > 0:  # the first call includes compilation
+        if compiled:  # SPS excludes calls that compiled
             timing["steps"] += n * steps_per_it
             timing["seconds"] += dt
-        timing["calls"] += 1
         wall = wall0 + time.perf_counter() - t_start
         for j in range(n):
             it = first_it + j + 1
