@@ -28,7 +28,7 @@ def other_variant_cfg():
 
 
 def test_single_layer_of_model_width_has_no_projection():
-    cfg = preset("lstm", **SMALL, num_layers=1, lstm_hidden=0)
+    cfg = preset("lstm", **SMALL, num_layers=1)
     tmodel = torch_ref.make_policy(cfg)
     assert not hasattr(tmodel.core, "out_proj")
     assert sorted(k for k in tmodel.state_dict() if k.startswith("core.")) == [
