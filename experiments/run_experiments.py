@@ -46,7 +46,10 @@ PPO = dict(
     gamma=0.99,
 )
 TASKS = {
-    "tmaze10": dict(env="tmaze", env_kwargs={"corridor_length": 10}, horizon=11, total_steps=400_000),
+    # 2048 steps per iteration, 300 iterations
+    "tmaze10": dict(env="tmaze", env_kwargs={"corridor_length": 10}, horizon=11, total_steps=614_400, rollout=32),
+    # the first batch: 4096 steps per iteration, 97 iterations (fewer updates for the same steps)
+    "tmaze10_r64": dict(env="tmaze", env_kwargs={"corridor_length": 10}, horizon=11, total_steps=400_000, rollout=64),
     "repeat_previous": dict(
         env="repeat_previous",
         env_kwargs={"k": 4, "num_symbols": 4, "episode_length": 16},
@@ -68,7 +71,7 @@ def recipe(task: str, variant: str) -> dict:
         "policy": policy,
         "ppo": PPO,
         "num_envs": 64,
-        "rollout_steps": 64,
+        "rollout_steps": t.get("rollout", 64),
         "total_steps": t["total_steps"],
         "iterations_per_call": 5,
         "checkpoint_every": 50,

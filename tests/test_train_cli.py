@@ -95,3 +95,20 @@ def test_every_config_field_is_a_flag():
         for name in cls.__dataclass_fields__:
             if name not in skip:
                 assert "--" + name.replace("_", "-") in text, name
+
+
+def test_checkpoint_round_trip_of_a_zero_size_memory_state(tmp_path):
+    """The mlp's placeholder memory is a [B, 0] leaf, which orbax cannot write: it is rebuilt on restore."""
+    from jax_tx.config import PPOConfig, TrainConfig, preset
+    from jax_tx.ppo.run import restore_state, save_state
+    from jax_tx.ppo.train import Trainer
+
+    tc = TrainConfig(policy=preset("mlp", 4, 3), ppo=PPOConfig(num_minibatches=1), num_envs=2, rollout_steps=16,
+                     log_dir=str(tmp_path))  # fmt: skip
+    tr = Trainer(tc)
+    state = tr.init(seed=7)
+    save_state(tmp_path / "checkpoints", tc, state)
+    back = restore_state(tmp_path, tr)
+    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(back), strict=True):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

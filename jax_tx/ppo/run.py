@@ -40,21 +40,30 @@ class RunResult:
 
 
 def _state_extra(state: TrainState) -> dict:
-    """The non-param TrainState as {"leaf_00000": array, ...} (flattened: robust to custom pytree nodes)."""
+    """The non-param TrainState as {"leaf_00000": array, ...} (flattened: robust to custom pytree nodes).
+
+    Zero-size leaves (e.g. the mlp's placeholder memory) are left out: orbax cannot save them and
+    the template rebuilds them.
+    """
     rest = (state.opt_state, state.carry, state.key, state.iteration)
-    return {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(jax.tree_util.tree_leaves(rest))}
+    leaves = jax.tree_util.tree_leaves(rest)
+    return {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(leaves) if np.size(x) > 0}
 
 
 def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
     rest = (template.opt_state, template.carry, template.key, template.iteration)
     leaves, treedef = jax.tree_util.tree_flatten(rest)
-    if len(flat) != len(leaves):
+    wanted = [f"leaf_{i:05d}" for i, t in enumerate(leaves) if np.size(t) > 0]
+    if sorted(flat) != wanted:
         raise checkpoint.CheckpointError(
-            f"checkpoint train state has {len(flat)} arrays, this config expects {len(leaves)}; "
+            f"checkpoint train state has {len(flat)} arrays, this config expects {len(wanted)}; "
             f"resume with the jax_tx version and config that wrote it"
         )
-    restored = [np.asarray(flat[f"leaf_{i:05d}"]).astype(t.dtype) for i, t in enumerate(leaves)]
-    opt_state, carry, key, iteration = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(x) for x in restored])
+    restored = [
+        jax.numpy.asarray(np.asarray(flat[f"leaf_{i:05d}"]).astype(t.dtype)) if np.size(t) > 0 else t
+        for i, t in enumerate(leaves)
+    ]
+    opt_state, carry, key, iteration = jax.tree_util.tree_unflatten(treedef, restored)
     return TrainState(params=params, opt_state=opt_state, carry=carry, key=key, iteration=iteration)
 
 
