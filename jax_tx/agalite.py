@@ -89,7 +89,6 @@ def discounted_sum(decay, x, init, method: str = "auto") -> jnp.ndarray:
     steps = x.shape[1]
     if method == "auto":
         method = "step" if steps == 1 else "associative"
-    decay = jnp.broadcast_to(decay, decay.shape[:2] + x.shape[2:]) if method == "sequential" else decay
     if method == "step":
         if steps != 1:
             raise ValueError(f"discounted_sum method='step' needs T == 1, got T = {steps}")
