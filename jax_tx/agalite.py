@@ -14,7 +14,11 @@ Attention, per head h (letters: B T, R oscillators, H heads, D = d_head, E = eta
 Standard layer (the official block):   g1 = GRU1(x, relu(attn(LN1(x))));  y = GRU2(g1, relu(FF(LN2(g1))))
 Fast layer (Metta's FastAGaLiTeLayer): one fused projection for [k q v b g | p1 p2 p3]; the score sums over heads,
     o_t = sum_j V~_t[j] <K~_t[j], phi(q_t)>_{H,E} / (2 R max(<s_t, phi(q_t)>_E, eps));   y = x + attn(x)
-agalite_hybrid puts an LSTM (nn/lstm.py) on top of the stack: memory {"layers": [...], "lstm": {"h", "c"}}.
+Stability flags (Metta's guards, off unless a preset sets them): clamp_gates clips sigmoid(b) and sigmoid(g) to
+[0.05, 0.95] before the outer product (Metta's second sigmoid on the clipped gamma is not reproduced);
+clamp_output clips o to [-10, 10] before W_o (the fast presets set it; without it the fast read-out can blow up).
+agalite_hybrid puts an LSTM (nn/lstm.py) on top of the stack (then Linear lstm_width -> d_model if they differ):
+memory {"layers": [...], "lstm": {"h", "c"}}.
 The policy encoder ReLU(W obs + b) plays the role of the official first-layer Dense + ReLU embedding.
 
 Phase: omega_j = pi m_j / N with m_j = 2j - (R-1), N = R-1 (R = 1: m = -1, N = 1), so cos(omega_j n) has the

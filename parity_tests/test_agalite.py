@@ -75,6 +75,28 @@ def test_bad_inputs_raise_clear_errors():
     h.check_bad_inputs(CONFIGS["agalite"], preset("gtrxl", **SMALL))
 
 
+@pytest.mark.parametrize("name", ["agalite_fast", "agalite_hybrid"])
+def test_reset_inside_a_sequence_cuts_the_past(name):
+    """A reset at t = 3 of a T = 6 call: outputs from t = 3 on do not depend on earlier obs or the memory."""
+    cfg = CONFIGS[name]
+    tmodel, model, params = h.build_pair(cfg)
+    warm = h.make_chunks(cfg, seed=1)
+    chunk = h.make_chunks(cfg, seed=2, chunks=1)[0]
+    chunk.reset[:] = False
+    chunk.reset[:, 3] = True
+    other = h.Chunk(chunk.obs.copy(), chunk.reset, chunk.prev_action, chunk.prev_reward)
+    other.obs[:, :3] += 1.0
+    for runner, args in ((h.run_jax, (model, params, cfg)), (h.run_torch, (tmodel, cfg))):
+        _, used_mem = runner(*args, warm)
+        (a,), mem_a = runner(*args, [chunk], memory=used_mem)
+        (b,), mem_b = runner(*args, [other])
+        assert np.max(np.abs(h.output_leaves(a)["logits"][:, :3] - h.output_leaves(b)["logits"][:, :3])) > 1e-4
+        for k, v in h.output_leaves(a).items():
+            np.testing.assert_allclose(v[:, 3:], h.output_leaves(b)[k][:, 3:], rtol=0, atol=1e-6, err_msg=k)
+        for k, v in h.memory_leaves(mem_a).items():
+            np.testing.assert_allclose(v, h.memory_leaves(mem_b)[k], rtol=0, atol=1e-6, err_msg=k)
+
+
 @pytest.mark.parametrize("twin", ["jax", "torch"])
 def test_memory_of_another_config_is_rejected(twin):
     cfg = CONFIGS["agalite"]

@@ -7,6 +7,7 @@
     o_t = sum_j V~_t[j] <K~_t[j], phi(q_t)> / (2R <s_t, phi(q_t)> + eps)      (fast: score summed over heads,
                                                                              denominator 2R max(<s, phi>, eps))
 Standard layer: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))).  Fast layer: y = x + attn(x).
+Hybrid: an LSTM on top of the stack (then Linear lstm_width -> d_model if they differ).
 The discounted sums run as a plain loop over T. The step counter is int32 modulo the period 2(R-1) of the
 oscillators and the cosine is a table lookup, so the phase is exact at any episode length.
 """
