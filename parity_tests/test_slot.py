@@ -74,9 +74,10 @@ def resets(batch: int = 3, steps: int = 5) -> np.ndarray:
 def test_same_weights_for_3_10_50_slots_and_one_compile_per_count():
     tmodel, model, params = h.build_pair(WIDE)
     init = jax.jit(model.init)  # abstract shapes only: eval_shape
-    counts = {
-        n: jslot.num_params(jax.eval_shape(init, jax.random.PRNGKey(0), *example(n))["params"]) for n in (3, 10, 50)
-    }
+    trees = {n: jax.eval_shape(init, jax.random.PRNGKey(0), *example(n))["params"] for n in (3, 10, 50)}
+    shapes = {n: jax.tree_util.tree_map(lambda x: x.shape, tree) for n, tree in trees.items()}
+    assert shapes[3] == shapes[10] == shapes[50]
+    counts = {n: jslot.num_params(tree) for n, tree in trees.items()}
     assert len(set(counts.values())) == 1, counts
     assert counts[3] == sum(p.numel() for p in tmodel.parameters()) == jslot.num_params(params)
     traces = []
