@@ -77,12 +77,12 @@ class SlotAttention(nn.Module):
         cfg = self.cfg
         n, hd = cfg.num_heads, cfg.head_dim
         qkv = dense(cfg, 3 * n * hd, "qkv", kernel_init=orthogonal(HIDDEN_GAIN))(x)
-        qkv = qkv.reshape(*x.shape[:-1], 3, n, hd)
-        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]  # [B, T, K, N, H]
-        scores = jnp.einsum("btqnh,btknh->btnqk", q, k) * (hd**-0.5)
+        qkv = jnp.moveaxis(qkv.reshape(*x.shape[:-1], 3, n, hd), 2, 4)  # [B, T, 3, N, K, H]: heads first
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, T, N, K, H]
+        scores = jnp.einsum("btnqh,btnkh->btnqk", q, k) * (hd**-0.5)
         probs = masked_softmax(scores, key_ok[:, :, None, None, :])
         probs = nn.Dropout(cfg.attn_dropout)(probs, deterministic=deterministic)
-        out = jnp.einsum("btnqk,btknh->btqnh", probs, v).reshape(*x.shape[:-1], n * hd)
+        out = jnp.einsum("btnqk,btnkh->btqnh", probs, v).reshape(*x.shape[:-1], n * hd)
         return dense(cfg, cfg.d_model, "out", kernel_init=orthogonal(HIDDEN_GAIN))(out)
 
 

@@ -66,11 +66,11 @@ class SlotAttention(nn.Module):
     def forward(self, x, key_ok):
         """x [B, T, K, D], key_ok [B, T, K] -> [B, T, K, D]."""
         n, hd = self.cfg.num_heads, self.cfg.head_dim
-        qkv = self.qkv(x).reshape(*x.shape[:-1], 3, n, hd)
-        q, k, v = qkv[..., 0, :, :], qkv[..., 1, :, :], qkv[..., 2, :, :]
-        scores = torch.einsum("btqnh,btknh->btnqk", q, k) * (hd**-0.5)
+        qkv = torch.movedim(self.qkv(x).reshape(*x.shape[:-1], 3, n, hd), 2, 4)  # [B, T, 3, N, K, H]
+        q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # [B, T, N, K, H]
+        scores = torch.einsum("btnqh,btnkh->btnqk", q, k) * (hd**-0.5)
         probs = self.drop(masked_softmax(scores, key_ok[:, :, None, None, :]))
-        out = torch.einsum("btnqk,btknh->btqnh", probs, v).reshape(*x.shape[:-1], n * hd)
+        out = torch.einsum("btnqk,btnkh->btqnh", probs, v).reshape(*x.shape[:-1], n * hd)
         return self.out(out)
 
 
