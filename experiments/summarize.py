@@ -48,15 +48,23 @@ def main() -> int:
     (RESULTS / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     for task in sorted({r["task"] for r in rows}):
-        fig, ax = plt.subplots(figsize=(7, 4))
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        variants = sorted({r["variant"] for r in rows if r["task"] == task})
+        colors = {v: plt.cm.tab10(i % 10) for i, v in enumerate(variants)}
         for r in (r for r in rows if r["task"] == task):
             data = read_csv(RESULTS / task / f"{r['variant']}-s{r['seed']}.csv")
-            ax.plot([d["env_steps"] for d in data], smooth([d["success"] for d in data], 5), label=r["variant"])
+            ax.plot(
+                [d["env_steps"] for d in data],
+                smooth([d["success"] for d in data], 5),
+                label=f"{r['variant']} seed {r['seed']}",
+                color=colors[r["variant"]],
+                linestyle="-" if r["seed"] == "0" else "--",
+            )
         ax.set_xlabel("env steps")
         ax.set_ylabel("success rate (training episodes)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         ax.set_title(task)
         fig.tight_layout()
         fig.savefig(RESULTS / task / "all.png", dpi=100)
