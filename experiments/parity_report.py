@@ -3,7 +3,7 @@
 For each variant (small widths, the variant's own structure): convert random torch
 weights to flax, run the same observations with resets through both twins for three
 chunks carrying memory, and record the max-abs difference of logits, values and every
-memory leaf, in float32 and float64.
+memory leaf, in float32 and float64, and the float64 gradient difference over all parameters.
 
     python experiments/parity_report.py [--out experiments/results/parity.json]
 """
@@ -45,8 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         for dtype, tol in (("float32", harness.FP32_TOL), ("float64", harness.FP64_TOL)):
             report = harness.check_forward_parity(cfg.replace(dtype=dtype), tol)
             row[dtype] = {"max": max(report.values()), "per_leaf": report}
+        row["grad_float64_max"] = harness.check_gradient_parity(cfg.replace(dtype="float64"))
         results[variant] = row
-        print(f"{variant:<18} fp32 max-abs {row['float32']['max']:.2e}   fp64 max-abs {row['float64']['max']:.2e}")
+        print(
+            f"{variant:<18} fp32 max-abs {row['float32']['max']:.2e}   fp64 max-abs {row['float64']['max']:.2e}"
+            f"   fp64 grad max-abs {row['grad_float64_max']:.2e}"
+        )
     payload = {"machine": f"{platform.machine()} CPU, {platform.python_version()}", "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(payload, indent=2))

@@ -92,7 +92,9 @@ def guess_variant(keys) -> str | None:
     best, best_score = None, 0.0
     for variant in VARIANTS:
         layout = dict(base_dim=1, slot_dim=3) if variant == "slot" else {}  # obs = [base 1 | one slot of 3]
-        cfg = preset(variant, obs_dim=4, num_actions=2, d_model=8, num_heads=2, d_head=4, d_ff=8, num_layers=1, **layout)
+        cfg = preset(
+            variant, obs_dim=4, num_actions=2, d_model=8, num_heads=2, d_head=4, d_ff=8, num_layers=1, **layout
+        )
         expected = _key_signature(flax_path_to_torch_key(p) for p in param_template(cfg))
         score = len(given & expected) / max(len(given | expected), 1)
         if score > best_score:
