@@ -1,7 +1,7 @@
 """`jax-tx train` / `python -m jax_tx.train`: train a policy with jitted PPO.
 
     jax-tx train --variant gtrxl --env tmaze --env-kw corridor_length=8 --total-steps 300000
-    jax-tx train --recipe experiments/recipes/tmaze_gtrxl.json --log-dir runs/tmaze --learning-rate 5e-4
+    jax-tx train --recipe experiments/recipes/tmaze10__gtrxl.json --log-dir runs/tmaze --learning-rate 5e-4
     jax-tx train --resume runs/tmaze                  # continue from the run's latest checkpoint
 
 Every field of PolicyConfig, PPOConfig and TrainConfig is a flag (`--d-model`, `--clip-coef`,
