@@ -39,8 +39,13 @@ def default_tol(cfg: PolicyConfig) -> float:
     return FP64_TOL if cfg.dtype == "float64" else DEFAULT_TOL
 
 
-def random_chunks(cfg: PolicyConfig, batch: int = 3, steps: int = 6, chunks: int = 3, seed: int = 0) -> list[Chunk]:
-    """Random inputs; resets at t=0 of the first chunk, mid-chunk in row 0, at the last step in row 1."""
+def random_chunks(
+    cfg: PolicyConfig, batch: int = 3, steps: int = 6, chunks: int = 3, seed: int = 0, obs_dim: int | None = None
+) -> list[Chunk]:
+    """Random inputs; resets at t=0 of the first chunk, mid-chunk in row 0, at the last step in row 1.
+
+    obs_dim overrides cfg.obs_dim (e.g. another slot count for the slot variant).
+    """
     rng = np.random.default_rng(seed)
     dtype = np.float64 if cfg.dtype == "float64" else np.float32
     out = []
@@ -52,7 +57,7 @@ def random_chunks(cfg: PolicyConfig, batch: int = 3, steps: int = 6, chunks: int
         reset[1 % batch, steps - 1] = True
         out.append(
             Chunk(
-                obs=rng.normal(size=(batch, steps, cfg.obs_dim)).astype(dtype),
+                obs=rng.normal(size=(batch, steps, obs_dim or cfg.obs_dim)).astype(dtype),
                 reset=reset,
                 prev_action=rng.integers(0, cfg.num_actions, size=(batch, steps)),
                 prev_reward=rng.normal(size=(batch, steps)).astype(dtype),

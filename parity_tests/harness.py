@@ -10,7 +10,6 @@ Every variant's test file calls these checks with its own small configs:
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
@@ -21,40 +20,15 @@ import jax_tx
 import torch_ref
 from jax_tx import convert
 from jax_tx.config import PolicyConfig
+from jax_tx.verify import Chunk, random_chunks
 
 FP32_TOL = 1e-5
 FP64_TOL = 1e-10
 GRAD_FP64_TOL = 1e-9
 
 
-@dataclass
-class Chunk:
-    obs: np.ndarray  # [B, T, obs_dim]
-    reset: np.ndarray  # [B, T] bool
-    prev_action: np.ndarray  # [B, T] int
-    prev_reward: np.ndarray  # [B, T]
-
-
-def make_chunks(cfg: PolicyConfig, batch=3, steps=6, chunks=3, seed=0, obs_dim=None) -> list[Chunk]:
-    """Random inputs with resets at t = 0 (chunk 0), mid-sequence and at the last step."""
-    rng = np.random.default_rng(seed)
-    dtype = np.float64 if cfg.dtype == "float64" else np.float32
-    out = []
-    for c in range(chunks):
-        reset = rng.random((batch, steps)) < 0.15
-        if c == 0:
-            reset[:, 0] = True
-        reset[0, steps // 2] = True
-        reset[1 % batch, steps - 1] = True
-        out.append(
-            Chunk(
-                obs=rng.normal(size=(batch, steps, obs_dim or cfg.obs_dim)).astype(dtype),
-                reset=reset,
-                prev_action=rng.integers(0, cfg.num_actions, size=(batch, steps)),
-                prev_reward=rng.normal(size=(batch, steps)).astype(dtype),
-            )
-        )
-    return out
+# the same random inputs `jax-tx convert --verify` uses
+make_chunks = random_chunks
 
 
 def float64_context(cfg: PolicyConfig):
