@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib
 import math
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -23,11 +22,11 @@ import jax.numpy as jnp
 from jax_tx.checks import check_memory_keys, check_policy_inputs
 from jax_tx.config import PolicyConfig
 from jax_tx.nn.common import dense, state_dtype
-from jax_tx.policy_registry import CORE_MODULES
+from jax_tx.policy_registry import variant_module as registry_variant_module
 
 
-def variant_module(variant: str, package: str = "jax_tx") -> ModuleType:
-    return importlib.import_module(f"{package}.{CORE_MODULES[variant]}")
+def variant_module(variant: str) -> ModuleType:
+    return registry_variant_module(variant, "jax_tx")
 
 
 class PolicyOutput(NamedTuple):

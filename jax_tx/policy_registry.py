@@ -4,6 +4,9 @@ jax_tx.<module> and torch_ref.<module> each provide make_core(cfg, ...) and
 initial_memory(cfg, batch); the slot variant provides SlotPolicy.
 """
 
+import importlib
+from types import ModuleType
+
 CORE_MODULES = {
     "gtrxl": "gtrxl",
     "trxl": "trxl",
@@ -17,3 +20,8 @@ CORE_MODULES = {
     "slot": "slot",
     "mlp": "mlp",
 }
+
+
+def variant_module(variant: str, package: str) -> ModuleType:
+    """The module of `variant` in `package` ("jax_tx" or "torch_ref")."""
+    return importlib.import_module(f"{package}.{CORE_MODULES[variant]}")

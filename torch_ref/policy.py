@@ -6,7 +6,6 @@ logits = W_pi ReLU(W_a y + b) + b;  value = W_v tanh(W_c y + b) + b
 
 from __future__ import annotations
 
-import importlib
 import math
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -16,12 +15,12 @@ from torch import nn
 
 from jax_tx.checks import check_memory_keys, check_policy_inputs
 from jax_tx.config import PolicyConfig
-from jax_tx.policy_registry import CORE_MODULES
+from jax_tx.policy_registry import variant_module as registry_variant_module
 from torch_ref.nn.common import torch_dtype
 
 
 def variant_module(variant: str) -> ModuleType:
-    return importlib.import_module(f"torch_ref.{CORE_MODULES[variant]}")
+    return registry_variant_module(variant, "torch_ref")
 
 
 class PolicyOutput(NamedTuple):
