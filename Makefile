@@ -23,7 +23,7 @@ lint: install
 
 # The default recipe: gtrxl on a T-Maze with a 10-step corridor (about a minute on 2 CPU cores); extra flags via TRAIN_ARGS.
 train: install
-	$(PY) -m jax_tx.train --recipe experiments/recipes/default.json \
+	$(PY) -m jax_tx.cli train --recipe experiments/recipes/default.json \
 		--log-dir runs/default-$$(date +%Y%m%d-%H%M%S) $(TRAIN_ARGS)
 
 clean:

@@ -33,8 +33,8 @@ import torch  # noqa: E402
 
 import jax_tx  # noqa: E402
 import torch_ref  # noqa: E402
-from jax_tx import convert  # noqa: E402
 from jax_tx.config import preset  # noqa: E402
+from jax_tx.io import convert  # noqa: E402
 
 
 def configs(n: int, args) -> dict:

@@ -1,7 +1,7 @@
 """One PPO-like training step and one rollout step, JAX (jit) vs the PyTorch twin, for every variant except slot.
 
 For each variant in `jax_tx.config.VARIANTS` except "slot" (several action heads), one config is built and used by
-both twins with identical weights (torch init, converted with `jax_tx.convert.torch_to_flax`):
+both twins with identical weights (torch init, converted with `jax_tx.io.convert.torch_to_flax`):
 
   train step   forward in sequence mode on B segments of T steps (random obs, resets at t = 0 and with probability
                p_reset elsewhere, memory from `initial_memory`) + a scalar loss
@@ -49,9 +49,9 @@ import torch  # noqa: E402
 
 import jax_tx  # noqa: E402
 import torch_ref  # noqa: E402
-from jax_tx import convert  # noqa: E402
 from jax_tx.config import VARIANTS, PolicyConfig, preset  # noqa: E402
-from torch_ref.policy import tree_leaves  # noqa: E402
+from jax_tx.io import convert  # noqa: E402
+from torch_ref.models.policy import tree_leaves  # noqa: E402
 
 DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v != "slot")
 MACHINE = "2-core x86_64 CPU, shared"

@@ -90,8 +90,8 @@ def write_recipes() -> None:
 
 
 def run(task: str, variant: str, seed: int) -> dict:
+    from jax_tx.cli.train import build_parser, config_from_args
     from jax_tx.ppo.run import fit
-    from jax_tx.train import build_parser, config_from_args
 
     log_dir = Path("runs/experiments") / task / f"{variant}-s{seed}"
     if log_dir.exists():

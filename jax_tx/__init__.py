@@ -14,9 +14,17 @@ import importlib
 __all__ = ["config", "make_policy", "initial_memory", "PolicyOutput", "convert", "checkpoint"]
 
 _LAZY = {
-    "make_policy": ("jax_tx.policy", "make_policy"),
-    "initial_memory": ("jax_tx.policy", "initial_memory"),
-    "PolicyOutput": ("jax_tx.policy", "PolicyOutput"),
+    "make_policy": ("jax_tx.models.policy", "make_policy"),
+    "initial_memory": ("jax_tx.models.policy", "initial_memory"),
+    "PolicyOutput": ("jax_tx.models.policy", "PolicyOutput"),
+}
+
+# Contract names for modules that live below the root (jax_tx.convert is jax_tx.io.convert).
+_MODULES = {
+    "config": "jax_tx.config",
+    "convert": "jax_tx.io.convert",
+    "checkpoint": "jax_tx.io.checkpoint",
+    "policy": "jax_tx.models.policy",
 }
 
 
@@ -24,6 +32,6 @@ def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
-    if name in ("config", "convert", "checkpoint", "policy"):
-        return importlib.import_module(f"jax_tx.{name}")
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     raise AttributeError(f"module 'jax_tx' has no attribute {name!r}")

@@ -45,7 +45,7 @@ def test_init_forget_bias_one_in_both_twins():
     cfg = CONFIGS["stacked"]
     want = np.zeros(48)
     want[12:24] = 1.0
-    params = jax_tx.make_policy(cfg).init(jax.random.PRNGKey(0), *jax_tx.policy.example_inputs(cfg))["params"]
+    params = jax_tx.make_policy(cfg).init(jax.random.PRNGKey(0), *jax_tx.models.policy.example_inputs(cfg))["params"]
     state = torch_ref.make_policy(cfg).state_dict()
     for i in range(2):
         np.testing.assert_array_equal(np.asarray(params["core"][f"layers_{i}"]["bias_ih_l0"]), want)

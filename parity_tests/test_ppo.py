@@ -16,7 +16,7 @@ from jax_tx import config, convert
 from jax_tx.envs import make_env
 from jax_tx.ppo import advantages as jadv
 from jax_tx.ppo.schedules import schedule_values
-from jax_tx.ppo.train import Trainer
+from jax_tx.ppo.trainer import Trainer
 from jax_tx.ppo.update import make_segments, minibatch_loss, sgd_step, take
 from torch_ref import ppo as tppo
 

@@ -1,4 +1,4 @@
-"""jax_tx.checkpoint: orbax save/restore of params + config + training state, and its errors."""
+"""jax_tx.io.checkpoint: orbax save/restore of params + config + training state, and its errors."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import optax
 import pytest
 
 import jax_tx
-from jax_tx import checkpoint
-from jax_tx.checkpoint import CheckpointError
 from jax_tx.config import SCHEMA_VERSION, preset
-from jax_tx.policy import example_inputs
+from jax_tx.io import checkpoint
+from jax_tx.io.checkpoint import CheckpointError
+from jax_tx.models.policy import example_inputs
 
 
 def tiny(variant: str = "trxl", **kw):

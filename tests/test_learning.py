@@ -9,7 +9,7 @@ import numpy as np
 
 from jax_tx import config
 from jax_tx.envs import make_env
-from jax_tx.ppo.train import Trainer
+from jax_tx.ppo.trainer import Trainer
 
 CORRIDOR = 4
 ITERATIONS = 80  # 80 * 32 envs * 32 steps = 81,920 env steps

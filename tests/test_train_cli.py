@@ -8,8 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from jax_tx import checkpoint
 from jax_tx.cli import main as cli_main
+from jax_tx.io import checkpoint
 from jax_tx.ppo.logging import read_csv
 
 TINY_FLAGS = [
@@ -87,8 +87,8 @@ def test_bad_values_name_the_field(tmp_path, capsys):
 
 
 def test_every_config_field_is_a_flag():
+    from jax_tx.cli.train import POLICY_FIXED, build_parser
     from jax_tx.config import PolicyConfig, PPOConfig
-    from jax_tx.train import POLICY_FIXED, build_parser
 
     text = build_parser().format_help()
     for cls, skip in ((PPOConfig, ()), (PolicyConfig, POLICY_FIXED)):
@@ -101,7 +101,7 @@ def test_checkpoint_round_trip_of_a_zero_size_memory_state(tmp_path):
     """The mlp's placeholder memory is a [B, 0] leaf, which orbax cannot write: it is rebuilt on restore."""
     from jax_tx.config import PPOConfig, TrainConfig, preset
     from jax_tx.ppo.run import restore_state, save_state
-    from jax_tx.ppo.train import Trainer
+    from jax_tx.ppo.trainer import Trainer
 
     tc = TrainConfig(policy=preset("mlp", 4, 3), ppo=PPOConfig(num_minibatches=1), num_envs=2, rollout_steps=16,
                      log_dir=str(tmp_path))  # fmt: skip

@@ -5,6 +5,6 @@ same memory semantics). Never imports jax.
     out, tmem = tmodel(obs, reset, tmem)
 """
 
-from torch_ref.policy import PolicyOutput, initial_memory, make_policy
+from torch_ref.models.policy import PolicyOutput, initial_memory, make_policy
 
 __all__ = ["PolicyOutput", "initial_memory", "make_policy"]

@@ -6,5 +6,8 @@ segment-wise BPTT update, schedules, and the training loop glue.
     loss.py        clipped surrogate, clipped value loss, entropy
     update.py      segments -> shuffled minibatches -> epochs of optimizer steps
     schedules.py   lr warmup + cosine, entropy / clip / value-clip decays
-    train.py       TrainState, make_iteration (one jitted rollout + advantages + update)
+    trainer.py     TrainState, Trainer (one jitted rollout + advantages + update per iteration)
+    run.py         fit: the Python loop (logging, checkpoints, exact resume)
+    evaluate.py    run_episodes: jitted greedy or sampled evaluation episodes
+    logging.py     CSV, TensorBoard, progress bar, curve PNG
 """

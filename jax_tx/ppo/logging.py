@@ -4,7 +4,7 @@
     LOG_DIR/metrics.csv     one row per iteration (iteration, env_steps, wall_s, sps, metrics...)
     LOG_DIR/tb/             TensorBoard event files (same scalars)
     LOG_DIR/curve.png       success rate and episode return against env steps
-    LOG_DIR/checkpoints/    orbax checkpoints (jax_tx.checkpoint)
+    LOG_DIR/checkpoints/    orbax checkpoints (jax_tx.io.checkpoint)
 
 On resume the CSV keeps its rows up to the restored iteration and continues after them.
 """

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from jax_tx.config import PolicyConfig
+from jax_tx.models.policy import initial_memory
 
 
 @struct.dataclass
@@ -87,8 +88,6 @@ def policy_step(model, params, cfg: PolicyConfig, obs, reset, memory, prev_actio
 
 
 def initial_carry(env, cfg: PolicyConfig, key, num_envs: int) -> RolloutCarry:
-    from jax_tx.policy import initial_memory
-
     obs, env_state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
     return RolloutCarry(
         env_state=env_state,

@@ -19,10 +19,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jax_tx import checkpoint
 from jax_tx.config import TrainConfig
+from jax_tx.io import checkpoint
+from jax_tx.ppo.evaluate import run_episodes
 from jax_tx.ppo.logging import RunLogger, final_success, plot_curve, read_csv
-from jax_tx.ppo.train import Trainer, TrainState
+from jax_tx.ppo.trainer import Trainer, TrainState
 
 CKPT_SUBDIR = "checkpoints"
 
@@ -188,8 +189,6 @@ def fit(
         "wall_s": result.wall_s,
     }
     if tcfg.eval_episodes > 0:
-        from jax_tx.evaluate import run_episodes
-
         ev = run_episodes(trainer.model, state.params, tcfg.policy, trainer.env, tcfg.eval_episodes, state.key)
         done = ev["finished"]
         summary["eval_greedy_success"] = float(ev["success"][done].mean()) if done.any() else math.nan

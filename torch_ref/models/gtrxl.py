@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from jax_tx.config import PolicyConfig
+from torch_ref.models.trxl import XLCore, initial_memory
 from torch_ref.nn.common import layer_norm
 from torch_ref.nn.feedforward import FeedForward
 from torch_ref.nn.gating import make_gate
 from torch_ref.nn.relative import RelMultiHeadAttention
-from torch_ref.trxl import XLCore, initial_memory
 
 __all__ = ["GTrXLLayer", "initial_memory", "make_core"]
 

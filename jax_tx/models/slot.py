@@ -28,12 +28,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_tx.checks import check_memory_keys, check_policy_inputs
 from jax_tx.config import SLOT_INACTIVE_LOGIT, PolicyConfig, slot_count
+from jax_tx.models.checks import check_memory_keys, check_policy_inputs
+from jax_tx.models.policy import PolicyOutput, orthogonal
 from jax_tx.nn.attention import masked_softmax
 from jax_tx.nn.common import compute_dtype, dense, layer_norm, param_dtype, state_dtype
 from jax_tx.nn.lstm import LSTM, lstm_initial_state
-from jax_tx.policy import PolicyOutput, orthogonal
 
 HIDDEN_GAIN = math.sqrt(2)
 

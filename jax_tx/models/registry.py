@@ -1,6 +1,6 @@
 """Which module implements each variant, in both twins (no jax or torch import).
 
-jax_tx.<module> and torch_ref.<module> each provide make_core(cfg, ...) and
+jax_tx.models.<module> and torch_ref.models.<module> each provide make_core(cfg, ...) and
 initial_memory(cfg, batch); the slot variant provides SlotPolicy.
 """
 
@@ -24,4 +24,4 @@ CORE_MODULES = {
 
 def variant_module(variant: str, package: str) -> ModuleType:
     """The module of `variant` in `package` ("jax_tx" or "torch_ref")."""
-    return importlib.import_module(f"{package}.{CORE_MODULES[variant]}")
+    return importlib.import_module(f"{package}.models.{CORE_MODULES[variant]}")

@@ -4,7 +4,7 @@ Formats (from the path):
     .pt / .pth      torch.save({"config": cfg.to_dict(), "state_dict": ...}); a bare state dict is read
                     with --config / --variant
     .safetensors    torch tensors, config JSON in the metadata under "jax_tx_config"
-    DIR (no suffix) orbax checkpoint directory as jax_tx.checkpoint writes it (step 0; SRC: latest or --step)
+    DIR (no suffix) orbax checkpoint directory as jax_tx.io.checkpoint writes it (step 0; SRC: latest or --step)
     .msgpack        flax.serialization of {"params": ...}, config JSON beside it in <stem>.config.json
 
 Weights pass through float32 (float64 for float64 configs); --dtype picks the stored dtype.
@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_tx.config import VARIANTS, ConfigError, PolicyConfig, preset
-from jax_tx.convert import ConversionError
-from jax_tx.convert_io import (
+from jax_tx.io.convert import ConversionError
+from jax_tx.io.formats import (
     FLAX_FORMATS,
     ConvertError,
     Loaded,
@@ -59,7 +59,7 @@ def torch_shapes(loaded: Loaded) -> dict[str, tuple[int, ...]]:
     """{torch key: torch shape} of the loaded weights, whichever framework they are in."""
     from flax.traverse_util import flatten_dict
 
-    from jax_tx.convert import flax_path_to_torch_key
+    from jax_tx.io.convert import flax_path_to_torch_key
 
     if loaded.fmt not in FLAX_FORMATS:
         return {k: tuple(v.shape) for k, v in loaded.weights.items()}
@@ -147,7 +147,7 @@ def compute_dtype(cfg: PolicyConfig) -> str:
 
 def as_flax(loaded: Loaded, cfg: PolicyConfig, dtype: str) -> dict:
     """Loaded weights -> flax variables {"params": ...} of `dtype`, keys and shapes checked against cfg."""
-    from jax_tx import convert
+    from jax_tx.io import convert
 
     try:
         if loaded.fmt not in FLAX_FORMATS:
@@ -192,7 +192,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def verify_conversion(src_fmt: str, reference: dict, written: dict, cfg: PolicyConfig, tol: float) -> bool:
     """Torch twin on one side's weights, flax twin on the other's; print the report; True when within tol."""
-    from jax_tx.verify import format_report, verify_twins
+    from jax_tx.io.verify import format_report, verify_twins
 
     flax_side, torch_side = (reference, written) if src_fmt in FLAX_FORMATS else (written, reference)
     report = verify_twins(cfg, convert_to_torch(torch_side, cfg), flax_side)
@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _default_tol(cfg: PolicyConfig) -> float:
-    from jax_tx.verify import default_tol
+    from jax_tx.io.verify import default_tol
 
     return default_tol(cfg)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from jax_tx.config import PolicyConfig
-from torch_ref.trxl import TrXLLayer, XLCore, initial_memory
+from torch_ref.models.trxl import TrXLLayer, XLCore, initial_memory
 
 __all__ = ["initial_memory", "make_core"]
 

@@ -1,8 +1,8 @@
 """`jax-tx`: one console script, one subcommand per job.
 
-    jax-tx train ...     train a policy (jax_tx.train)
-    jax-tx eval CKPT     run episodes from a checkpoint (jax_tx.evaluate)
-    jax-tx convert SRC DST   move weights between PyTorch and Flax/orbax (jax_tx.convert_cli)
+    jax-tx train ...     train a policy (jax_tx.cli.train)
+    jax-tx eval CKPT     run episodes from a checkpoint (jax_tx.cli.eval)
+    jax-tx convert SRC DST   move weights between PyTorch and Flax/orbax (jax_tx.cli.convert)
 
 Each subcommand module has `main(argv) -> int` and is imported only when chosen.
 """
@@ -13,9 +13,9 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "train": ("jax_tx.train", "train a policy with jitted PPO"),
-    "eval": ("jax_tx.evaluate", "run episodes from a checkpoint and print return and success"),
-    "convert": ("jax_tx.convert_cli", "convert weights between PyTorch and Flax/orbax"),
+    "train": ("jax_tx.cli.train", "train a policy with jitted PPO"),
+    "eval": ("jax_tx.cli.eval", "run episodes from a checkpoint and print return and success"),
+    "convert": ("jax_tx.cli.convert", "convert weights between PyTorch and Flax/orbax"),
 }
 
 

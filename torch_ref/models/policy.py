@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from jax_tx.checks import check_memory_keys, check_policy_inputs
 from jax_tx.config import PolicyConfig
-from jax_tx.policy_registry import variant_module as registry_variant_module
+from jax_tx.models.checks import check_memory_keys, check_policy_inputs
+from jax_tx.models.registry import variant_module as registry_variant_module
 from torch_ref.nn.common import torch_dtype
 
 
@@ -44,7 +44,7 @@ class Policy(nn.Module):
         self.cfg = cfg
         self.encoder = _orthogonal(nn.Linear(cfg.obs_dim, cfg.d_model), math.sqrt(2))
         if cfg.aux_tokens:
-            from torch_ref.aux_tokens import AuxEmbedding
+            from torch_ref.models.aux_tokens import AuxEmbedding
 
             self.aux = AuxEmbedding(cfg)
         self.core = variant_module(cfg.variant).make_core(cfg)

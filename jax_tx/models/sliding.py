@@ -26,8 +26,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_tx.aux_tokens import action_one_hot, check_action_range, history_dense, history_inputs
 from jax_tx.config import PolicyConfig
+from jax_tx.models.aux_tokens import action_one_hot, check_action_range, history_dense, history_inputs
 from jax_tx.nn.attention import masked_softmax, memory_key_ids, roll_memory
 from jax_tx.nn.common import dense, layer_norm, param_dtype, state_dtype
 

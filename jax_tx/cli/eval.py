@@ -16,54 +16,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-
-
-def run_episodes(model, params, cfg, env, episodes: int, key, greedy: bool = True) -> dict[str, np.ndarray]:
-    """First-episode return, success and length of `episodes` envs (arrays [episodes])."""
-    from jax_tx.ppo.rollout import initial_carry, policy_step
-
-    k_env, k_run = jax.random.split(key)
-    carry = initial_carry(env, cfg, k_env, episodes)
-
-    def step(c, k):
-        carry, finished, ret, succ, length = c
-        k_act, k_env = jax.random.split(k)
-        logits, _, memory = policy_step(
-            model, params, cfg, carry.obs, carry.reset, carry.memory, carry.prev_action, carry.prev_reward
-        )
-        action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
-        action = action.astype(jnp.int32)
-        obs, env_state, reward, term, trunc, info = jax.vmap(env.step)(
-            jax.random.split(k_env, episodes), carry.env_state, action
-        )
-        done = term | trunc
-        first = done & ~finished
-        ret = jnp.where(first, info["episode_return"], ret)
-        succ = jnp.where(first, info["success"], succ)
-        length = jnp.where(first, info["episode_length"], length)
-        carry = carry.replace(
-            env_state=env_state,
-            obs=obs,
-            reset=done,
-            memory=memory,
-            prev_action=jnp.where(done, -1, action),
-            prev_reward=jnp.where(done, 0.0, reward),
-        )
-        return (carry, finished | done, ret, succ, length), None
-
-    zeros = jnp.zeros((episodes,), jnp.float32)
-    init = (carry, jnp.zeros((episodes,), bool), zeros, zeros, jnp.zeros((episodes,), jnp.int32))
-    (_, finished, ret, succ, length), _ = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))(
-        init, jax.random.split(k_run, env.max_steps)
-    )
-    return {
-        "finished": np.asarray(finished),
-        "return": np.asarray(ret),
-        "success": np.asarray(succ),
-        "length": np.asarray(length),
-    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from jax_tx import checkpoint
+    from jax_tx.cli.common import parse_env_kw
     from jax_tx.envs import make_env
-    from jax_tx.policy import make_policy
-    from jax_tx.train import _parse_env_kw
+    from jax_tx.io import checkpoint
+    from jax_tx.models.policy import make_policy
+    from jax_tx.ppo.evaluate import run_episodes
 
     path = Path(args.ckpt)
     if (path / "checkpoints").is_dir():
@@ -95,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         env_name = args.env or train_cfg.get("env")
         if env_name is None:
             raise ValueError(f"{path} stores no training env; pass --env NAME (and --env-kw KEY=VALUE)")
-        env_kwargs = _parse_env_kw(args.env_kw) if args.env else dict(train_cfg.get("env_kwargs", {}))
+        env_kwargs = parse_env_kw(args.env_kw, "eval") if args.env else dict(train_cfg.get("env_kwargs", {}))
         env = make_env(env_name, **env_kwargs)
         if (env.obs_dim, env.num_actions) != (r.cfg.obs_dim, r.cfg.num_actions):
             raise ValueError(

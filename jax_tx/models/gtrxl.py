@@ -13,11 +13,11 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jax_tx.config import PolicyConfig
+from jax_tx.models.trxl import XLCore, initial_memory
 from jax_tx.nn.common import layer_norm
 from jax_tx.nn.feedforward import FeedForward
 from jax_tx.nn.gating import make_gate
 from jax_tx.nn.relative import RelMultiHeadAttention
-from jax_tx.trxl import XLCore, initial_memory
 
 __all__ = ["GTrXLLayer", "initial_memory", "make_core"]
 

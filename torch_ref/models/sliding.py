@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from jax_tx.config import PolicyConfig
-from torch_ref.aux_tokens import action_one_hot, check_action_range, history_inputs, history_linear
+from torch_ref.models.aux_tokens import action_one_hot, check_action_range, history_inputs, history_linear
 from torch_ref.nn.attention import masked_softmax, memory_key_ids, roll_memory
 from torch_ref.nn.common import layer_norm, torch_dtype
 

@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jax_tx.checks import check_memory_keys, check_policy_inputs
 from jax_tx.config import SLOT_INACTIVE_LOGIT, PolicyConfig, slot_count
+from jax_tx.models.checks import check_memory_keys, check_policy_inputs
+from torch_ref.models.policy import PolicyOutput, as_tensor, tree_leaves
 from torch_ref.nn.attention import masked_softmax
 from torch_ref.nn.common import layer_norm, torch_dtype
 from torch_ref.nn.lstm import LSTM, lstm_initial_state
-from torch_ref.policy import PolicyOutput, as_tensor, tree_leaves
 
 HIDDEN_GAIN = math.sqrt(2)
 

@@ -19,10 +19,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_tx.checks import check_memory_keys, check_policy_inputs
 from jax_tx.config import PolicyConfig
+from jax_tx.models.checks import check_memory_keys, check_policy_inputs
+from jax_tx.models.registry import variant_module as registry_variant_module
 from jax_tx.nn.common import dense, state_dtype
-from jax_tx.policy_registry import variant_module as registry_variant_module
 
 
 def variant_module(variant: str) -> ModuleType:
@@ -58,7 +58,7 @@ class Policy(nn.Module):
         reset = jnp.asarray(reset).astype(bool)
         x = nn.relu(dense(cfg, cfg.d_model, "encoder", kernel_init=orthogonal(math.sqrt(2)))(obs))
         if cfg.aux_tokens:
-            from jax_tx.aux_tokens import AuxEmbedding
+            from jax_tx.models.aux_tokens import AuxEmbedding
 
             x = x + AuxEmbedding(cfg, name="aux")(reset, prev_action, prev_reward, x.dtype)
         aux = {"prev_action": prev_action, "prev_reward": prev_reward}

@@ -4,7 +4,7 @@
     state = trainer.init(seed)              # TrainState: params, opt_state, rollout carry, key, iteration
     state, metrics = trainer.run(state)     # tcfg.iterations_per_call iterations under one lax.scan
 
-`trainer.run` is jitted once; the Python loop (jax_tx/train.py) only logs and checkpoints.
+`trainer.run` is jitted once; the Python loop (jax_tx/ppo/run.py) only logs and checkpoints.
 Everything an iteration depends on lives in TrainState, so saving it and restoring it resumes
 a run bit-identically.
 """
@@ -18,6 +18,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from jax_tx.config import TrainConfig
+from jax_tx.envs import make_env
+from jax_tx.models.policy import example_inputs, make_policy
 from jax_tx.ppo import schedules
 from jax_tx.ppo.advantages import bootstrap_values, gae
 from jax_tx.ppo.rollout import RolloutCarry, initial_carry, rollout
@@ -54,13 +56,9 @@ class Trainer:
     """Builds the env, policy and optimizer of a TrainConfig and the jitted iteration."""
 
     def __init__(self, tcfg: TrainConfig, env=None):
-        from jax_tx.policy import make_policy
-
         if tcfg.policy.variant == "slot":
             raise ValueError("variant 'slot' has several action heads; jax_tx.ppo supports single-head policies only")
         if env is None:
-            from jax_tx.envs import make_env
-
             env = make_env(tcfg.env, **tcfg.env_kwargs)
         if (env.obs_dim, env.num_actions) != (tcfg.policy.obs_dim, tcfg.policy.num_actions):
             raise ValueError(
@@ -76,8 +74,6 @@ class Trainer:
         self.run_one = jax.jit(self._run_one)
 
     def init(self, seed: int | None = None) -> TrainState:
-        from jax_tx.policy import example_inputs
-
         seed = self.tcfg.seed if seed is None else seed
         k_param, k_env, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
         obs, reset, mem = example_inputs(self.cfg, 1, 1)

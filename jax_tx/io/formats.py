@@ -6,7 +6,7 @@
 
     .pt / .pth      torch.save({"config": cfg.to_dict(), "state_dict": ...}) (a bare state dict reads with cfg None)
     .safetensors    torch tensors; the config JSON in the metadata under "jax_tx_config"
-    DIR (no suffix) orbax checkpoint directory exactly as jax_tx.checkpoint.save writes it (step 0)
+    DIR (no suffix) orbax checkpoint directory exactly as jax_tx.io.checkpoint.save writes it (step 0)
     .msgpack        flax.serialization of {"params": ...}; the config JSON beside it in <stem>.config.json
 
 Files are written under a hidden temporary sibling name and renamed into place, so DST is
@@ -134,7 +134,7 @@ def _read_msgpack(path: Path, config_path: Path) -> Loaded:
 
 
 def _read_orbax(path: Path, step: int | None) -> Loaded:
-    from jax_tx import checkpoint
+    from jax_tx.io import checkpoint
 
     try:
         with jax.enable_x64(True):  # float64 params stay float64 (check_dtypes decides what to do with them)
@@ -170,7 +170,7 @@ def write(fmt: str, path: Path, tree: dict, cfg: PolicyConfig, config_path: Path
     A .msgpack's config goes to `config_path` (the caller renames it to `sidecar(final path)`).
     """
     if fmt == "orbax":
-        from jax_tx import checkpoint
+        from jax_tx.io import checkpoint
 
         checkpoint.save(path, 0, tree, cfg)
     elif fmt == "msgpack":
@@ -199,7 +199,7 @@ def _default_file_mode() -> int:
 
 
 def convert_to_torch(tree: dict, cfg: PolicyConfig, dtype=None) -> dict:
-    from jax_tx import convert
+    from jax_tx.io import convert
 
     return convert.flax_to_torch(tree, cfg, dtype=dtype)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import flax.linen as nn
 
 from jax_tx.config import PolicyConfig
-from jax_tx.trxl import TrXLLayer, XLCore, initial_memory
+from jax_tx.models.trxl import TrXLLayer, XLCore, initial_memory
 
 __all__ = ["initial_memory", "make_core"]
 

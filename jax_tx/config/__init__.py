@@ -1,0 +1,51 @@
+"""Configuration, importable without jax or torch.
+
+    from jax_tx import config
+    cfg = config.preset("trxl", obs_dim=12, num_actions=5, d_model=64)   # PolicyConfig
+    tcfg = config.TrainConfig(policy=cfg, ppo=config.PPOConfig())
+
+- `jax_tx.config.policy`: PolicyConfig (every model field), validation, ConfigError;
+- `jax_tx.config.presets`: the per-variant defaults and `preset`;
+- `jax_tx.config.train`: PPOConfig and TrainConfig.
+"""
+
+from jax_tx.config.policy import (
+    AGALITE_MODES,
+    AGALITE_VARIANTS,
+    DTYPES,
+    GATINGS,
+    POOLINGS,
+    SCHEMA_VERSION,
+    SLOT_INACTIVE_LOGIT,
+    VARIANTS,
+    XL_VARIANTS,
+    ConfigError,
+    PolicyConfig,
+    slot_count,
+    validate,
+)
+from jax_tx.config.presets import METTA_SMALL, PRESETS, preset
+from jax_tx.config.train import LR_SCHEDULES, OPTIMIZERS, PPOConfig, TrainConfig
+
+__all__ = [
+    "AGALITE_MODES",
+    "AGALITE_VARIANTS",
+    "DTYPES",
+    "GATINGS",
+    "LR_SCHEDULES",
+    "METTA_SMALL",
+    "OPTIMIZERS",
+    "POOLINGS",
+    "PRESETS",
+    "SCHEMA_VERSION",
+    "SLOT_INACTIVE_LOGIT",
+    "VARIANTS",
+    "XL_VARIANTS",
+    "ConfigError",
+    "PPOConfig",
+    "PolicyConfig",
+    "TrainConfig",
+    "preset",
+    "slot_count",
+    "validate",
+]
