@@ -21,6 +21,7 @@ import torch_ref
 from jax_tx.config import PolicyConfig
 from jax_tx.io import convert
 from jax_tx.io.verify import Chunk, random_chunks
+from jax_tx.models.policy import example_inputs
 
 FP32_TOL = 1e-5
 FP64_TOL = 1e-10
@@ -223,7 +224,7 @@ def check_round_trips(cfg: PolicyConfig) -> None:
     assert set(back) == set(state)
     for k in state:
         assert back[k].dtype == state[k].dtype and torch.equal(back[k], state[k]), k
-    init = model.init(jax.random.PRNGKey(3), *jax_tx.models.policy.example_inputs(cfg))
+    init = model.init(jax.random.PRNGKey(3), *example_inputs(cfg))
     again = convert.torch_to_flax(convert.flax_to_torch(init, cfg), cfg)
     same = jax.tree_util.tree_map(lambda a, b: a.dtype == b.dtype and bool(jnp.array_equal(a, b)), init, again)
     assert all(jax.tree_util.tree_leaves(same))
@@ -255,7 +256,7 @@ def check_bad_inputs(cfg: PolicyConfig, other_variant_cfg: PolicyConfig) -> None
     import pytest
 
     tmodel, model, params = build_pair(cfg)
-    obs, reset, mem = jax_tx.models.policy.example_inputs(cfg, batch=2, steps=3)
+    obs, reset, mem = example_inputs(cfg, batch=2, steps=3)
     tmem = torch_ref.initial_memory(cfg, 2)
     bad_obs = jnp.zeros((2, 3, cfg.obs_dim + 1), obs.dtype)
     with pytest.raises(ValueError, match="obs has shape"):

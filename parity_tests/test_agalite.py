@@ -9,10 +9,10 @@ import torch
 
 import jax_tx
 import torch_ref
-from jax_tx import agalite as jag
 from jax_tx.config import preset
+from jax_tx.models import agalite as jag
 from parity_tests import harness as h
-from torch_ref import agalite as tag
+from torch_ref.models import agalite as tag
 
 SMALL = dict(obs_dim=6, num_actions=3, d_model=16, num_layers=2, num_heads=2, d_head=8, d_ff=32)
 CONFIGS = {

@@ -7,6 +7,7 @@ import pytest
 import jax_tx
 import torch_ref
 from jax_tx.config import preset
+from jax_tx.models.policy import example_inputs
 from parity_tests import harness as h
 from parity_tests.battery import *  # noqa: F403  (the shared parity tests, run for each `cfg`)
 
@@ -45,7 +46,7 @@ def test_init_forget_bias_one_in_both_twins():
     cfg = CONFIGS["stacked"]
     want = np.zeros(48)
     want[12:24] = 1.0
-    params = jax_tx.make_policy(cfg).init(jax.random.PRNGKey(0), *jax_tx.models.policy.example_inputs(cfg))["params"]
+    params = jax_tx.make_policy(cfg).init(jax.random.PRNGKey(0), *example_inputs(cfg))["params"]
     state = torch_ref.make_policy(cfg).state_dict()
     for i in range(2):
         np.testing.assert_array_equal(np.asarray(params["core"][f"layers_{i}"]["bias_ih_l0"]), want)

@@ -11,11 +11,11 @@ import torch
 
 import jax_tx
 import torch_ref
-from jax_tx import sliding
 from jax_tx.config import preset
+from jax_tx.models import sliding
 from parity_tests import harness as h
 from parity_tests.battery import *  # noqa: F403  (the shared parity tests, run for each `cfg`)
-from torch_ref import sliding as tsliding
+from torch_ref.models import sliding as tsliding
 
 SMALL = dict(obs_dim=6, num_actions=3, d_model=16, num_layers=2, num_heads=2, d_ff=32, max_cache_size=10)
 CONFIGS = {

@@ -14,8 +14,8 @@ import torch
 
 import jax_tx
 import torch_ref
-from jax_tx import slot as jslot
 from jax_tx.config import SLOT_INACTIVE_LOGIT, ConfigError, preset
+from jax_tx.models import slot as jslot
 from parity_tests import harness as h
 from parity_tests.battery import *  # noqa: F403  (the shared parity tests, run for each `cfg`)
 

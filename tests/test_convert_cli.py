@@ -18,8 +18,11 @@ import pytest
 import torch
 
 import torch_ref
+from jax_tx import cli
+from jax_tx.cli import convert as convert_cli
 from jax_tx.config import SCHEMA_VERSION, VARIANTS, PolicyConfig, preset
-from jax_tx.io import checkpoint, cli, convert, convert_cli
+from jax_tx.io import checkpoint, convert
+from jax_tx.models.policy import example_inputs
 
 TINY = dict(d_model=8, num_layers=1, num_heads=2, d_ff=16, memory_len=4, actor_hidden=8, critic_hidden=8)
 AGALITE = dict(d_head=4, eta=2, num_oscillators=2)
@@ -338,9 +341,7 @@ def test_float_weights_equal_after_flax_round_trip(tmp_path):
 
     cfg = tiny("sliding")
     convert_ok(save_pt(tmp_path / "a.pt", torch_state(cfg), cfg), tmp_path / "a.msgpack")
-    template = jax.eval_shape(
-        jax_tx.make_policy(cfg).init, jax.random.PRNGKey(0), *jax_tx.models.policy.example_inputs(cfg)
-    )
+    template = jax.eval_shape(jax_tx.make_policy(cfg).init, jax.random.PRNGKey(0), *example_inputs(cfg))
     restored = serialization.from_bytes(template, (tmp_path / "a.msgpack").read_bytes())
     expected = convert.torch_to_flax(torch_state(cfg), cfg)
     assert jax.tree.structure(restored) == jax.tree.structure(expected)
