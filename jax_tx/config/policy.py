@@ -283,7 +283,10 @@ def validate(cfg: PolicyConfig) -> None:
     for name in ("attn_out_bias", "final_norm", "norm_bias"):
         _require(isinstance(getattr(cfg, name), bool), name, getattr(cfg, name), "must be True or False")
     _require(
-        isinstance(cfg.actor_layers, int) and 1 <= cfg.actor_layers <= 8, "actor_layers", cfg.actor_layers, "must be 1..8"
+        isinstance(cfg.actor_layers, int) and 1 <= cfg.actor_layers <= 8,
+        "actor_layers",
+        cfg.actor_layers,
+        "must be 1..8",
     )
     if cfg.encoder == "tokens":
         _validate_tokens(cfg)
