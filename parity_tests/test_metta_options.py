@@ -1,9 +1,12 @@
 """The Metta/Cortex options and the token encoder through the parity battery, on every memory core.
 
-Each config below is a small Metta preset (or core + options) that reads token observations. Checks run per
-config where the option keeps the contract; the two options that break it by design (agalite_tick "cortex" /
-"official": resets do not restart the tick; memory_holds="outputs": memory is not the layer inputs) get a
-counter-test that the contract check fails. Chunks: batch 2, 2 chunks of 4 steps (resets mid-chunk).
+Each config below is a small Metta preset (or core + options) that reads token observations. To stay inside
+the suite's CPU budget the tests run: fp32 forward parity on every config (every core with the token encoder),
+fp64 forward on the two Cortex configs, fp64 gradients, round trips, reset == fresh on Cortex XL, step ==
+sequence on Cortex AGaLiTe; `experiments/parity_metta_options.py` runs every check on every config. The two
+options that break the contract by design (agalite_tick "cortex" / "official": resets do not restart the
+tick; memory_holds="outputs": memory is not the layer inputs) get a counter-test that the contract check
+fails. Chunks: batch 2, 2 chunks of 4 steps (resets mid-chunk).
 """
 
 import numpy as np
@@ -31,8 +34,7 @@ CONFIGS = {
     "lstm_tokens": preset("lstm", **SMALL, encoder="tokens"),
     "agalite_fast_tokens": preset("agalite_fast", **SMALL, d_head=8, encoder="tokens"),
 }
-CONTRACT = ("cortex_xl", "lstm_tokens")  # step == sequence and reset == fresh hold
-FULL = ("cortex_xl", "cortex_agalite")  # fp64 forward and gradients
+FULL = ("cortex_xl", "cortex_agalite")  # fp64 forward
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -45,9 +47,9 @@ def test_forward_parity_fp64(name):
     h.check_forward_parity(CONFIGS[name].replace(dtype="float64"), h.FP64_TOL, **KW)
 
 
-@pytest.mark.parametrize("name", FULL)
-def test_gradient_parity_fp64(name):
-    h.check_gradient_parity(CONFIGS[name].replace(dtype="float64"), **KW)
+def test_gradient_parity_fp64():
+    """Encoder, o_net bias, bias-free norms, final norm, SiLU FF, 2-layer actor, ReLU critic: all reached."""
+    h.check_gradient_parity(CONFIGS["cortex_xl"].replace(dtype="float64"), **KW)
 
 
 def test_round_trips_bit_exact():
@@ -56,14 +58,12 @@ def test_round_trips_bit_exact():
     h.check_round_trips(CONFIGS["cortex_xl"])
 
 
-@pytest.mark.parametrize("name", CONTRACT + ("cortex_agalite",))
-def test_step_equals_sequence(name):
-    h.check_step_equals_sequence(CONFIGS[name], **KW)
+def test_step_equals_sequence_with_the_cortex_tick():
+    h.check_step_equals_sequence(CONFIGS["cortex_agalite"], **KW)
 
 
-@pytest.mark.parametrize("name", CONTRACT)
-def test_reset_equals_fresh_memory(name):
-    h.check_reset_equals_fresh(CONFIGS[name], **RESET_KW)
+def test_reset_equals_fresh_memory_with_zero_memory():
+    h.check_reset_equals_fresh(CONFIGS["cortex_xl"], **RESET_KW)
 
 
 def test_memory_holds_outputs_breaks_step_mode_by_design():
@@ -72,9 +72,11 @@ def test_memory_holds_outputs_breaks_step_mode_by_design():
 
 
 def test_cortex_tick_is_not_restarted_by_reset():
-    """With the Cortex tick a reset does not restart n, so the memory after a reset differs from fresh memory."""
+    """With the Cortex tick a reset does not restart n, so the memory after a reset differs from fresh memory.
+
+    (15 warm-up steps: a multiple of the oscillator period 2 (r - 1) = 6 would bring the tick back to 1.)"""
     with pytest.raises(AssertionError):
-        h.check_reset_equals_fresh(CONFIGS["cortex_agalite"], **RESET_KW)
+        h.check_reset_equals_fresh(CONFIGS["cortex_agalite"], batch=2, steps=5)
     for tick in ("official", "jax_tx"):  # the other conventions agree across twins too (float64)
         cfg = CONFIGS["cortex_agalite"].replace(agalite_tick=tick, dtype="float64")
         h.check_forward_parity(cfg, h.FP64_TOL, batch=2, steps=4, chunks=1)
