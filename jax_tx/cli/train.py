@@ -33,11 +33,24 @@ def _field_type(cls, f: dataclasses.Field):
     default = f.default if f.default is not dataclasses.MISSING else None
     if isinstance(default, bool):
         return bool
+    if isinstance(default, tuple):
+        return _json_tuple
     if isinstance(default, float):
         return float
     if isinstance(default, int):
         return int
     return str
+
+
+def _json_tuple(text: str) -> tuple:
+    """A tuple flag given as a JSON list, e.g. --token-value-norms '[1, 255, 30]'."""
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError(f"expected a JSON list such as [1, 2.5], got {text!r}")
+    return tuple(value)
+
+
+_json_tuple.__name__ = "json_list"
 
 
 def _add_fields(group, cls, skip) -> list[str]:

@@ -11,12 +11,19 @@
 
 from jax_tx.config.policy import (
     AGALITE_MODES,
+    AGALITE_TICKS,
     AGALITE_VARIANTS,
+    CRITIC_ACTIVATIONS,
     DTYPES,
+    ENCODERS,
+    FF_ACTIVATIONS,
     GATINGS,
+    MEMORY_HOLDS,
+    MEMORY_INITS,
     POOLINGS,
     SCHEMA_VERSION,
     SLOT_INACTIVE_LOGIT,
+    TOKEN_PAD,
     VARIANTS,
     XL_VARIANTS,
     ConfigError,
@@ -24,21 +31,29 @@ from jax_tx.config.policy import (
     slot_count,
     validate,
 )
-from jax_tx.config.presets import METTA_SMALL, PRESETS, preset
+from jax_tx.config.presets import METTA_PRESETS, METTA_SMALL, PRESETS, preset
 from jax_tx.config.train import LR_SCHEDULES, OPTIMIZERS, PPOConfig, TrainConfig
 
 __all__ = [
     "AGALITE_MODES",
+    "AGALITE_TICKS",
     "AGALITE_VARIANTS",
+    "CRITIC_ACTIVATIONS",
     "DTYPES",
+    "ENCODERS",
+    "FF_ACTIVATIONS",
     "GATINGS",
     "LR_SCHEDULES",
+    "MEMORY_HOLDS",
+    "MEMORY_INITS",
+    "METTA_PRESETS",
     "METTA_SMALL",
     "OPTIMIZERS",
     "POOLINGS",
     "PRESETS",
     "SCHEMA_VERSION",
     "SLOT_INACTIVE_LOGIT",
+    "TOKEN_PAD",
     "VARIANTS",
     "XL_VARIANTS",
     "ConfigError",

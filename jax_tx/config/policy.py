@@ -15,7 +15,9 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: agalite honours sublayer_relu (version-1 agalite configs are read with sublayer_relu=True, the ReLUs
+they always had); new fields (encoder, token_*, Cortex/Metta options) take their defaults."""
 
 XL_VARIANTS = ("gtrxl", "trxl", "trxl_nvidia")
 AGALITE_VARIANTS = ("agalite", "agalite_fast", "agalite_optimized", "agalite_hybrid")
@@ -25,6 +27,14 @@ DTYPES = ("float32", "bfloat16", "float64")
 GATINGS = ("none", "gru", "fused_gru")
 POOLINGS = ("cls", "mean", "none")
 AGALITE_MODES = ("standard", "fast")
+ENCODERS = ("mlp", "tokens")
+FF_ACTIVATIONS = ("relu", "gelu", "silu")
+CRITIC_ACTIVATIONS = ("tanh", "relu")
+AGALITE_TICKS = ("jax_tx", "cortex", "official")
+MEMORY_INITS = ("masked", "zeros")
+MEMORY_HOLDS = ("inputs", "outputs")
+TOKEN_PAD = 0xFF
+"""A token whose coordinate byte is 0xFF is padding (Metta pads with three 0xFF bytes)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,34 @@ class PolicyConfig:
     # --- heads (Metta TransformerPolicy: actor ReLU(D->256)->A, critic Tanh(D->512)->1)
     actor_hidden: int = 256
     critic_hidden: int = 512
+    actor_layers: int = 1
+    """Hidden Linear layers of the actor: a = ReLU(actor_fc y), then actor_fc2 .. actor_fc{k} with a ReLU
+    between them and none after the last (k=2 is Cortex's actor MLP D->256 ReLU ->256); logits = actor_out a."""
+    critic_activation: str = "tanh"
+    """Critic hidden activation: tanh (TransformerPolicy) or relu (Cortex, ViT-sliding)."""
+
+    # --- observation encoder: mlp (flat float obs [B, T, obs_dim]) or tokens (uint8 [B, T, obs_dim, 3])
+    encoder: str = "mlp"
+    """mlp: ReLU(W obs + b). tokens: Metta's token observations (obs_dim = tokens per step; bytes: packed x/y
+    coordinate (x high nibble, y low), attribute id, value; coordinate byte 0xFF = padding) through the
+    shim + Fourier tokenizer + Perceiver latent encoder (models/encoders/tokens.py)."""
+    token_attr_vocab: int = 256
+    """Rows of the attribute embedding; ids must be < this (row 255, if present, is kept at zero)."""
+    token_attr_embed_dim: int = 8
+    token_fourier_freqs: int = 3
+    """K: features cos/sin(xhat 2^k), k < K, per coordinate; token width = attr_embed_dim + 4 K + 1."""
+    token_grid_size: int = 11
+    """Coordinates x, y must be < this; xhat = 2 x / (grid_size - 1) - 1 (Metta hard-codes 11)."""
+    token_value_norms: tuple = ()
+    """Per attribute id divisor of the value byte (ids beyond the tuple divide by 1.0; Metta's
+    feature_normalizations)."""
+    token_latent_dim: int = 0
+    """Perceiver width; 0 means d_model. If it differs, a Linear input_proj maps it to d_model."""
+    token_num_latents: int = 12
+    token_num_heads: int = 4
+    token_num_layers: int = 1
+    token_mlp_ratio: int = 4
+    """Perceiver MLP width = token_mlp_ratio * token_latent_dim (exact erf GELU)."""
 
     # --- numerics and regularisation
     dropout: float = 0.0
@@ -61,6 +99,12 @@ class PolicyConfig:
     """Set on both twins explicitly (torch default 1e-5, flax default 1e-6)."""
     dtype: str = "float32"
     """Compute dtype: float32, bfloat16 (params stay float32) or float64 (parity tests)."""
+    ff_activation: str = "relu"
+    """Activation inside the position-wise feed-forward: relu, gelu (exact erf) or silu (Cortex)."""
+    norm_bias: bool = True
+    """LayerNorms of the core with a bias (Cortex's block norms have none)."""
+    final_norm: bool = False
+    """A LayerNorm (with bias) on the core output, before the heads (Cortex's stack norm)."""
 
     # --- Transformer-XL family (gtrxl, trxl, trxl_nvidia)
     memory_len: int = 64
@@ -78,6 +122,14 @@ class PolicyConfig:
     same_length: bool = True
     """Every query sees keys at distance 0..memory_len (NVIDIA same_length). Needed for
     sequence mode == step mode; False lets segment queries see all earlier keys."""
+    attn_out_bias: bool = False
+    """A bias on the relative attention's output projection o_net (Cortex XL, Metta GTrXL)."""
+    memory_holds: str = "inputs"
+    """inputs: memory keeps each layer's inputs (the paper). outputs: each layer's outputs (Metta's pre-Cortex
+    TrXL/NVIDIA; a compatibility option, not advice: sequence mode then differs from step mode)."""
+    memory_init: str = "masked"
+    """masked: empty memory slots are never attended. zeros: fresh memory is zero rows marked valid, attended
+    until the first reset (Metta, Cortex, DI-engine); XL cores and sliding."""
 
     # --- AGaLiTe family
     eta: int = 4
@@ -93,6 +145,10 @@ class PolicyConfig:
     """Clamp the fast layer's attention output to [-10, 10] (Metta's fast-mode guard)."""
     lstm_hidden: int = 0
     """LSTM width for lstm / agalite_hybrid / slot; 0 means d_model."""
+    agalite_tick: str = "jax_tx"
+    """Oscillator step n_t. jax_tx: 1 at an episode's first step (reset restarts it). official: 1 at the first
+    step of fresh memory, never reset by `reset`. cortex: 2 at the first step of fresh memory (tick starts at
+    1, n = tick + t for t = 1..T), never reset by `reset`. For num_oscillators=2 all three give equal outputs."""
 
     # --- sliding-window transformer
     max_cache_size: int = 80
@@ -125,10 +181,21 @@ class PolicyConfig:
     def lstm_width(self) -> int:
         return self.lstm_hidden or self.d_model
 
+    @property
+    def token_width(self) -> int:
+        """Features per token after the tokenizer: attr_embed_dim + 4 K + 1."""
+        return self.token_attr_embed_dim + 4 * self.token_fourier_freqs + 1
+
+    @property
+    def latent_dim(self) -> int:
+        return self.token_latent_dim or self.d_model
+
     def replace(self, **changes: Any) -> PolicyConfig:
         return dataclasses.replace(self, **changes)
 
     def __post_init__(self) -> None:
+        if isinstance(self.token_value_norms, list):  # JSON gives lists; keep the config hashable
+            object.__setattr__(self, "token_value_norms", tuple(self.token_value_norms))
         validate(self)
 
     # --- JSON round trip
@@ -149,6 +216,8 @@ class PolicyConfig:
                 f"config schema_version {version!r} is newer than this jax_tx understands "
                 f"({SCHEMA_VERSION}); upgrade jax_tx to read it"
             )
+        if version < 2 and d.get("variant") in AGALITE_VARIANTS:
+            d["sublayer_relu"] = True  # version 1 agalite applied the sublayer ReLUs whatever the field said
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -202,11 +271,75 @@ def validate(cfg: PolicyConfig) -> None:
         cfg.clamp_len,
         "must be -1 (off) or > 0",
     )
+    for name, allowed in (
+        ("encoder", ENCODERS),
+        ("ff_activation", FF_ACTIVATIONS),
+        ("critic_activation", CRITIC_ACTIVATIONS),
+        ("agalite_tick", AGALITE_TICKS),
+        ("memory_init", MEMORY_INITS),
+        ("memory_holds", MEMORY_HOLDS),
+    ):
+        _require(getattr(cfg, name) in allowed, name, getattr(cfg, name), f"must be one of {allowed}")
+    for name in ("attn_out_bias", "final_norm", "norm_bias"):
+        _require(isinstance(getattr(cfg, name), bool), name, getattr(cfg, name), "must be True or False")
+    _require(
+        isinstance(cfg.actor_layers, int) and 1 <= cfg.actor_layers <= 8,
+        "actor_layers",
+        cfg.actor_layers,
+        "must be 1..8",
+    )
+    if cfg.encoder == "tokens":
+        _validate_tokens(cfg)
     for name in ("base_dim", "slot_dim", "slot_grid_rows", "slot_grid_cols"):
         v = getattr(cfg, name)
         _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v, "must be an int >= 0")
     if cfg.variant == "slot":
         _validate_slot(cfg)
+
+
+def _validate_tokens(cfg: PolicyConfig) -> None:
+    for name in (
+        "token_attr_embed_dim",
+        "token_num_latents",
+        "token_num_heads",
+        "token_num_layers",
+        "token_mlp_ratio",
+        "token_fourier_freqs",
+    ):
+        v = getattr(cfg, name)
+        _require(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "must be an int >= 1")
+    _require(
+        isinstance(cfg.token_attr_vocab, int) and 1 <= cfg.token_attr_vocab <= 256,
+        "token_attr_vocab",
+        cfg.token_attr_vocab,
+        "must be in 1..256 (attribute ids are one byte)",
+    )
+    _require(
+        isinstance(cfg.token_grid_size, int) and 2 <= cfg.token_grid_size <= 16,
+        "token_grid_size",
+        cfg.token_grid_size,
+        "must be in 2..16 (x and y are 4-bit nibbles)",
+    )
+    _require(
+        isinstance(cfg.token_latent_dim, int) and cfg.token_latent_dim >= 0,
+        "token_latent_dim",
+        cfg.token_latent_dim,
+        "must be >= 0 (0 = d_model)",
+    )
+    _require(
+        cfg.latent_dim % cfg.token_num_heads == 0,
+        "token_num_heads",
+        cfg.token_num_heads,
+        f"must divide the Perceiver width {cfg.latent_dim} (token_latent_dim or d_model)",
+    )
+    norms = cfg.token_value_norms
+    _require(
+        len(norms) <= 256 and all(isinstance(v, (int, float)) and v > 0 for v in norms),
+        "token_value_norms",
+        norms,
+        "must be at most 256 positive numbers (one per attribute id)",
+    )
+    _require(cfg.variant != "slot", "encoder", cfg.encoder, "the slot variant reads flat observations; use 'mlp'")
 
 
 # Slot-selection logit of an inactive slot (both twins): finite, so softmax stays defined.

@@ -36,6 +36,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         eta=4,
         num_oscillators=8,
         agalite_mode="standard",
+        sublayer_relu=True,
+        layer_norm_eps=1e-6,  # the official code's flax LayerNorm default
     ),
     "agalite_fast": dict(
         d_model=256,
@@ -72,6 +74,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_oscillators=8,
         agalite_mode="standard",
         lstm_hidden=256,
+        sublayer_relu=True,
     ),
     "sliding": dict(d_model=16, num_layers=2, num_heads=1, d_ff=64, max_cache_size=80, pooling="mean"),
     "lstm": dict(d_model=128, num_layers=1),  # lstm_hidden 0: the LSTM is d_model wide, no projection
@@ -88,15 +91,86 @@ METTA_SMALL: dict[str, dict[str, Any]] = {
 }
 
 
+# Metta's policies at the sizes Metta trains them (metta_interop.md sections 3-4, metta_torch_stack.md 1.1, 8),
+# token encoder included: preset(name, obs_dim=<tokens per step>, num_actions=A). `variant` is the core.
+_PERCEIVER_2 = dict(token_num_latents=12, token_num_heads=4, token_num_layers=2, token_attr_embed_dim=8)
+_CORTEX = dict(
+    d_model=64,
+    num_layers=2,
+    d_ff=96,
+    sublayer_relu=False,
+    ff_activation="silu",
+    final_norm=True,
+    norm_bias=False,
+    critic_activation="relu",
+    critic_hidden=512,
+    actor_hidden=256,
+    actor_layers=2,
+    gating="gru",
+    gate_bias=2.0,
+    encoder="tokens",
+    **_PERCEIVER_2,
+)
+_TRANSFORMER_POLICY = dict(
+    encoder="tokens",
+    token_num_latents=12,
+    token_num_heads=4,
+    token_num_layers=1,
+    memory_holds="outputs",
+    memory_init="zeros",
+)
+METTA_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "metta_cortex_xl": (
+        "gtrxl",
+        dict(_CORTEX, num_heads=4, memory_len=128, same_length=False, attn_out_bias=True, memory_init="zeros"),
+    ),
+    "metta_cortex_agalite": (
+        "agalite",
+        dict(_CORTEX, num_heads=8, d_head=8, eta=4, num_oscillators=2, agalite_tick="cortex", agalite_eps=1e-5),
+    ),
+    "metta_trxl": ("trxl", dict(METTA_SMALL["trxl"], **_TRANSFORMER_POLICY)),
+    "metta_trxl_nvidia": ("trxl_nvidia", dict(METTA_SMALL["trxl_nvidia"], **_TRANSFORMER_POLICY)),
+    "metta_sliding": (
+        "sliding",
+        dict(
+            d_model=32,
+            num_layers=2,
+            num_heads=1,
+            d_ff=64,
+            max_cache_size=80,
+            cache_across_resets=True,
+            memory_init="zeros",
+            critic_activation="relu",
+            critic_hidden=1024,
+            actor_hidden=64,  # Metta's Linear(D -> A) actor is exact as [I; -I] then [W, -W] (2 D hidden)
+            encoder="tokens",
+            token_latent_dim=64,
+            **_PERCEIVER_2,
+        ),
+    ),
+}
+
+
 def preset(variant: str, obs_dim: int, num_actions: int, size: str = "default", **overrides: Any) -> PolicyConfig:
     """The resolved config of `variant`: preset defaults, then `overrides`.
+
+    `variant` is a core (VARIANTS) or a Metta policy (METTA_PRESETS, e.g. "metta_cortex_xl"), whose config has
+    the core as `variant`, encoder="tokens" and the Metta options set.
 
     Args:
       size: "default" (the seeds' module defaults) or "metta_small" (Metta recipe sizes).
     """
-    if variant not in PRESETS:
-        raise ConfigError(f"config field variant={variant!r}: must be one of {VARIANTS}")
-    base = dict(PRESETS[variant])
+    if variant in METTA_PRESETS:
+        if size != "default":
+            raise ConfigError(f"size={size!r}: the Metta preset {variant!r} has one size; drop size")
+        variant, metta = METTA_PRESETS[variant]
+        base = {**PRESETS[variant], **metta}
+    elif variant not in PRESETS:
+        raise ConfigError(
+            f"config field variant={variant!r}: must be one of {VARIANTS} or a Metta preset {tuple(METTA_PRESETS)}"
+        )
+    else:
+        base = dict(PRESETS[variant])
     if size == "metta_small":
         if variant not in METTA_SMALL:
             raise ConfigError(f"size='metta_small' has no entry for variant {variant!r}; known: {sorted(METTA_SMALL)}")

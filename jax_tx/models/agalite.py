@@ -5,7 +5,8 @@ Attention, per head h (letters: B T, R oscillators, H heads, D = d_head, E = eta
     [p1, p2, p3]    = W_p a + bias                   each [B, T, H, eta]
     psi(k)  = vec(relu(k) x relu(p1)),  phi(q) = vec(relu(q) x relu(p2))      [B, T, H, E] (index d*eta + e)
     gamma   = vec(sigmoid(g) x sigmoid(p3)),  beta = sigmoid(b)               [B, T, H, E], [B, T, H, D]
-    c_t[j]  = cos(omega_j n_t),  omega = linspace(-pi, pi, R),  n_t = step of the episode (1 at its first step)
+    c_t[j]  = cos(omega_j n_t),  omega = linspace(-pi, pi, R),  n_t = step of the episode (1 at its first step;
+              agalite_tick "official": steps since fresh memory, from 1; "cortex": from 2; neither restarts at a reset)
     K~_t[j] = (1 - gamma_t)(1 - reset_t) K~_{t-1}[j] + c_t[j] gamma_t psi(k_t)        [B, R, H, E]
     V~_t[j] = (1 - beta_t)(1 - reset_t) V~_{t-1}[j] + c_t[j] beta_t v_t               [B, R, H, D]
     s_t     = (1 - gamma_t)(1 - reset_t) s_{t-1} + gamma_t psi(k_t)                    [B, H, E]
@@ -72,9 +73,14 @@ def oscillators(n, r: int, dtype) -> jnp.ndarray:
     return table[k]
 
 
-def episode_steps(tick, reset, period: int) -> jnp.ndarray:
-    """n [B, T] int32 mod P: 1 at a reset step, else the previous step's n + 1 (tick [B] = n before the chunk)."""
+def episode_steps(tick, reset, period: int, restart: bool = True) -> jnp.ndarray:
+    """n [B, T] int32 mod P: 1 at a reset step, else the previous step's n + 1 (tick [B] = n before the chunk).
+
+    restart=False (agalite_tick "cortex" / "official"): n = tick + t + 1, resets do not restart the count.
+    """
     t = jnp.arange(reset.shape[1], dtype=jnp.int32)[None, :]
+    if not restart:
+        return jnp.mod(tick.astype(jnp.int32)[:, None] + t + 1, period)
     last_reset = jax.lax.cummax(jnp.where(reset, t, -1), axis=1)
     n = jnp.where(last_reset >= 0, t - last_reset + 1, tick.astype(jnp.int32)[:, None] + t + 1)
     return jnp.mod(n, period)
@@ -160,7 +166,7 @@ def recurrent_attention(cfg: PolicyConfig, kqvbg, p, reset, state):
     sdt = state_dtype(cfg)
     psi, phi, v, beta, gamma = (m.astype(sdt) for m in feature_maps(cfg, kqvbg, p))
     r = cfg.num_oscillators
-    n = episode_steps(state["tick"], reset, oscillator_period(r))
+    n = episode_steps(state["tick"], reset, oscillator_period(r), restart=cfg.agalite_tick == "jax_tx")
     cos = oscillators(n, r, sdt)[..., None, None]  # [B, T, R, 1, 1]
     keep = (~reset).astype(sdt)[:, :, None, None]  # [B, T, 1, 1]
     decay_g, decay_b = (1.0 - gamma) * keep, (1.0 - beta) * keep
@@ -204,7 +210,8 @@ class AGaLiTeAttention(nn.Module):
 
 
 class AGaLiTeLayer(nn.Module):
-    """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))). Fast: y = x + attn(x)."""
+    """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (the relus only with
+    sublayer_relu, which the agalite presets set; Cortex has none). Fast: y = x + attn(x)."""
 
     cfg: PolicyConfig
 
@@ -215,10 +222,11 @@ class AGaLiTeLayer(nn.Module):
         if cfg.agalite_mode == "fast":
             a, state = attn(x, reset, state, deterministic)
             return x + a, state
+        act = nn.relu if cfg.sublayer_relu else (lambda y: y)
         a, state = attn(layer_norm(cfg, "norm1")(x), reset, state, deterministic)
-        g1 = GRUGate(cfg, name="gate1")(x, nn.relu(a))
+        g1 = GRUGate(cfg, name="gate1")(x, act(a))
         f = FeedForward(cfg, name="ff")(layer_norm(cfg, "norm2")(g1), deterministic)
-        return GRUGate(cfg, name="gate2")(g1, nn.relu(f)), state
+        return GRUGate(cfg, name="gate2")(g1, act(f)), state
 
 
 class AGaLiTeCore(nn.Module):
@@ -269,10 +277,16 @@ def check_memory_shapes(cfg: PolicyConfig, memory, batch: int) -> None:
 def initial_memory(cfg: PolicyConfig, batch: int) -> dict:
     sdt = state_dtype(cfg)
     layer = {k: jnp.zeros(s, jnp.int32 if k == "tick" else sdt) for k, s in _layer_shapes(cfg, batch).items()}
+    layer["tick"] = layer["tick"] + initial_tick(cfg)
     memory = {"layers": [dict(layer) for _ in range(cfg.num_layers)]}
     if cfg.variant == "agalite_hybrid":
         memory["lstm"] = lstm_initial_state(cfg, batch, cfg.lstm_width)
     return memory
+
+
+def initial_tick(cfg: PolicyConfig) -> int:
+    """n before the first step of fresh memory: 1 for agalite_tick="cortex" (its tick starts at 1), else 0."""
+    return 1 if cfg.agalite_tick == "cortex" else 0
 
 
 def make_core(cfg: PolicyConfig, name: str) -> nn.Module:

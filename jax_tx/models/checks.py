@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jax_tx.config import PolicyConfig
+from jax_tx.config import TOKEN_PAD, PolicyConfig
 
 
 def check_policy_inputs(
@@ -17,9 +17,12 @@ def check_policy_inputs(
     memory_batch_sizes: Sequence[int],
     prev_action_shape: Sequence[int] | None = None,
     prev_reward_shape: Sequence[int] | None = None,
+    obs_dtype: str | None = None,
 ) -> None:
     obs_shape, reset_shape = tuple(obs_shape), tuple(reset_shape)
-    if len(obs_shape) != 3 or (cfg.variant != "slot" and obs_shape[2] != cfg.obs_dim):
+    if cfg.encoder == "tokens":
+        check_token_shape(cfg, obs_shape, obs_dtype)
+    elif len(obs_shape) != 3 or (cfg.variant != "slot" and obs_shape[2] != cfg.obs_dim):
         raise ValueError(
             f"obs has shape {obs_shape}; expected [B, T, obs_dim={cfg.obs_dim}] for variant {cfg.variant!r} "
             f"(for one step pass T=1, e.g. obs[:, None])"
@@ -39,6 +42,45 @@ def check_policy_inputs(
     for name, shape in (("prev_action", prev_action_shape), ("prev_reward", prev_reward_shape)):
         if shape is not None and tuple(shape) != obs_shape[:2]:
             raise ValueError(f"{name} has shape {tuple(shape)}; expected [B, T] = {obs_shape[:2]} matching obs")
+
+
+def check_token_shape(cfg: PolicyConfig, obs_shape: tuple, obs_dtype: str | None) -> None:
+    """Token observations are uint8 [B, T, obs_dim, 3] (encoder='tokens')."""
+    if len(obs_shape) != 4 or obs_shape[2] != cfg.obs_dim or obs_shape[3] != 3:
+        raise ValueError(
+            f"obs has shape {obs_shape}; expected token observations [B, T, obs_dim={cfg.obs_dim}, 3] "
+            f"(encoder='tokens': obs_dim tokens per step, bytes coordinate / attribute / value; for one step "
+            f"pass T=1, e.g. obs[:, None])"
+        )
+    if obs_dtype is not None and obs_dtype.removeprefix("torch.") != "uint8":
+        raise ValueError(
+            f"obs has dtype {obs_dtype}; expected uint8 token observations (encoder='tokens'); pass the raw "
+            f"token bytes, e.g. obs.astype(np.uint8), not normalised floats"
+        )
+
+
+def check_token_values(cfg: PolicyConfig, obs) -> None:
+    """Concrete token bytes (numpy uint8 [..., 3]): coordinates inside the grid, attribute ids inside the table."""
+    import numpy as np
+
+    coord, attr = np.asarray(obs[..., 0]), np.asarray(obs[..., 1])
+    valid = coord != TOKEN_PAD
+    x, y = coord >> 4, coord & 15
+    grid, vocab = cfg.token_grid_size, cfg.token_attr_vocab
+    bad = valid & ((x >= grid) | (y >= grid))
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"token obs{list(at)} has coordinate x={int(x[at])}, y={int(y[at])} (byte 0x{int(coord[at]):02X}); "
+            f"expected x, y < token_grid_size={grid} (x = high nibble, y = low nibble), or byte 0xFF for padding"
+        )
+    bad = valid & (attr >= vocab)
+    if bad.any():
+        at = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"token obs{list(at)} has attribute id {int(attr[at])}; expected an id < token_attr_vocab={vocab} "
+            f"(raise token_attr_vocab or remap the ids)"
+        )
 
 
 def check_memory_keys(variant: str, expected: Sequence[str], got: Sequence[str]) -> None:

@@ -191,7 +191,7 @@ def initial_memory(cfg: PolicyConfig, batch: int) -> dict:
     return {
         "k": jnp.zeros(shape, state_dtype(cfg)),
         "v": jnp.zeros(shape, state_dtype(cfg)),
-        "valid": jnp.zeros((batch, cfg.max_cache_size), bool),
+        "valid": jnp.full((batch, cfg.max_cache_size), cfg.memory_init == "zeros"),  # zeros: valid zero rows
         "position": jnp.zeros((batch,), jnp.int32),
     }
 

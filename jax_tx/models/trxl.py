@@ -11,6 +11,9 @@ Memory (original Transformer-XL): per layer, the last M *inputs* of that layer,
 detached, with a validity flag per slot so that slots from an earlier episode (or
 never filled) are masked rather than attended as zeros.
     memory = {"hidden": [B, L, M, D], "valid": [B, M] bool}
+Compatibility options (Metta's pre-Cortex TrXL / NVIDIA, not advice): memory_holds="outputs" keeps each
+layer's outputs instead (then sequence mode != step mode); memory_init="zeros" starts from zero rows marked
+valid, attended until the first reset (Metta, Cortex, DI-engine).
 """
 
 from __future__ import annotations
@@ -59,12 +62,14 @@ class XLCore(nn.Module):
         window = cfg.memory_len if cfg.same_length else None
         allowed = memory_attention_mask(valid, reset, window)
         next_valid = roll_memory(valid, reset)
-        layer_inputs = []
+        layer_inputs, layer_outputs = [], []
         h = x
         for i in range(cfg.num_layers):
             layer_inputs.append(h)
             h = self.layer_cls(cfg, name=f"layers_{i}")(h, hidden[:, i], allowed, deterministic)
-        return h, {"hidden": next_hidden(hidden, layer_inputs, next_valid), "valid": next_valid}
+            layer_outputs.append(h)
+        kept = layer_outputs if cfg.memory_holds == "outputs" else layer_inputs
+        return h, {"hidden": next_hidden(hidden, kept, next_valid), "valid": next_valid}
 
 
 def next_hidden(hidden, layer_inputs, next_valid):
@@ -78,7 +83,7 @@ def next_hidden(hidden, layer_inputs, next_valid):
 def initial_memory(cfg: PolicyConfig, batch: int) -> dict:
     return {
         "hidden": jnp.zeros((batch, cfg.num_layers, cfg.memory_len, cfg.d_model), state_dtype(cfg)),
-        "valid": jnp.zeros((batch, cfg.memory_len), bool),
+        "valid": jnp.full((batch, cfg.memory_len), cfg.memory_init == "zeros"),
     }
 
 

@@ -35,4 +35,11 @@ def dense(cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, ke
 
 
 def layer_norm(cfg: PolicyConfig, name: str) -> nn.LayerNorm:
-    return nn.LayerNorm(epsilon=cfg.layer_norm_eps, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name)
+    """LayerNorm of the core: eps cfg.layer_norm_eps, a bias unless norm_bias=False (Cortex)."""
+    return nn.LayerNorm(
+        epsilon=cfg.layer_norm_eps,
+        dtype=compute_dtype(cfg),
+        param_dtype=param_dtype(cfg),
+        use_bias=cfg.norm_bias,
+        name=name,
+    )

@@ -46,7 +46,7 @@ def rel_shift(x: jnp.ndarray) -> jnp.ndarray:
 
 
 class RelMultiHeadAttention(nn.Module):
-    """Relative multi-head attention with bias-free projections (qkv, r_net, o_net)."""
+    """Relative multi-head attention with bias-free projections (qkv, r_net; o_net biased if attn_out_bias)."""
 
     cfg: PolicyConfig
 
@@ -70,4 +70,4 @@ class RelMultiHeadAttention(nn.Module):
         probs = masked_softmax((ac + bd) * (h**-0.5), allowed[:, None])
         probs = nn.Dropout(cfg.attn_dropout)(probs, deterministic=deterministic)
         out = jnp.einsum("bntk,bknh->btnh", probs, v).reshape(b, t, n * h)
-        return dense(cfg, cfg.d_model, "o_net", use_bias=False)(out)
+        return dense(cfg, cfg.d_model, "o_net", use_bias=cfg.attn_out_bias)(out)

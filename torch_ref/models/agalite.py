@@ -118,7 +118,9 @@ class AGaLiTeAttention(nn.Module):
         all_k, all_v, all_s = [], [], []
         for t in range(steps):
             fresh = reset[:, t]
-            tick = torch.where(fresh, torch.ones_like(tick), torch.remainder(tick + 1, period))
+            tick = torch.remainder(tick + 1, period)
+            if cfg.agalite_tick == "jax_tx":  # cortex / official: resets do not restart the count
+                tick = torch.where(fresh, torch.ones_like(tick), tick)
             cos = oscillators(tick, r, a.dtype)[:, :, None, None]  # [B, R, 1, 1]
             keep = (~fresh).to(a.dtype)[:, None, None]
             decay_g, decay_b = (1.0 - gamma[:, t]) * keep, (1.0 - beta[:, t]) * keep
@@ -136,7 +138,8 @@ class AGaLiTeAttention(nn.Module):
 
 
 class AGaLiTeLayer(nn.Module):
-    """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))). Fast: y = x + attn(x)."""
+    """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (relus only with sublayer_relu).
+    Fast: y = x + attn(x)."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -151,9 +154,10 @@ class AGaLiTeLayer(nn.Module):
         if self.cfg.agalite_mode == "fast":
             a, state = self.attn(x, reset, state)
             return x + a, state
+        act = torch.relu if self.cfg.sublayer_relu else (lambda y: y)
         a, state = self.attn(self.norm1(x), reset, state)
-        g1 = self.gate1(x, torch.relu(a))
-        return self.gate2(g1, torch.relu(self.ff(self.norm2(g1)))), state
+        g1 = self.gate1(x, act(a))
+        return self.gate2(g1, act(self.ff(self.norm2(g1)))), state
 
 
 class AGaLiTeCore(nn.Module):
@@ -216,6 +220,8 @@ def initial_memory(cfg: PolicyConfig, batch: int) -> dict:
             for _ in range(cfg.num_layers)
         ]
     }
+    for layer in memory["layers"]:
+        layer["tick"] += 1 if cfg.agalite_tick == "cortex" else 0  # Cortex's tick starts at 1
     if cfg.variant == "agalite_hybrid":
         memory["lstm"] = lstm_initial_state(cfg, batch, cfg.lstm_width)
     return memory

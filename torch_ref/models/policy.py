@@ -1,7 +1,8 @@
-"""The actor-critic policy (twin of jax_tx/policy.py).
+"""The actor-critic policy (twin of jax_tx/models/policy.py).
 
-x = ReLU(W_enc obs + b) [+ aux];  y, mem = core(x, reset, mem)
-logits = W_pi ReLU(W_a y + b) + b;  value = W_v tanh(W_c y + b) + b
+x = encoder(obs) [+ aux];  y, mem = core(x, reset, mem);  y = LN_final(y) (final_norm)
+a = ReLU(W_a y + b) [then W_2 a + b, ... actor_layers Linears, ReLU between];  logits = W_pi a + b
+value = W_v act(W_c y + b) + b,  act = tanh | relu
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import torch
 from torch import nn
 
 from jax_tx.config import PolicyConfig
-from jax_tx.models.checks import check_memory_keys, check_policy_inputs
+from jax_tx.models.checks import check_memory_keys, check_policy_inputs, check_token_values
 from jax_tx.models.registry import variant_module as registry_variant_module
+from torch_ref.models.encoders import make_encoder
 from torch_ref.nn.common import torch_dtype
 
 
@@ -42,13 +44,17 @@ class Policy(nn.Module):
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = _orthogonal(nn.Linear(cfg.obs_dim, cfg.d_model), math.sqrt(2))
+        self.encoder = make_encoder(cfg)
         if cfg.aux_tokens:
             from torch_ref.models.aux_tokens import AuxEmbedding
 
             self.aux = AuxEmbedding(cfg)
         self.core = variant_module(cfg.variant).make_core(cfg)
+        if cfg.final_norm:
+            self.final_norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
         self.actor_fc = _orthogonal(nn.Linear(cfg.d_model, cfg.actor_hidden), math.sqrt(2))
+        for i in range(2, cfg.actor_layers + 1):
+            setattr(self, f"actor_fc{i}", _orthogonal(nn.Linear(cfg.actor_hidden, cfg.actor_hidden), math.sqrt(2)))
         self.actor_out = _orthogonal(nn.Linear(cfg.actor_hidden, cfg.num_actions), 0.01)
         self.critic_fc = _orthogonal(nn.Linear(cfg.d_model, cfg.critic_hidden), math.sqrt(2))
         self.critic_out = _orthogonal(nn.Linear(cfg.critic_hidden, 1), 1.0)
@@ -57,7 +63,8 @@ class Policy(nn.Module):
         """obs [B, T, obs_dim], reset [B, T] bool, memory -> (PolicyOutput, next memory)."""
         cfg = self.cfg
         dtype = torch_dtype(cfg)
-        obs = as_tensor(obs).to(dtype)
+        obs = as_tensor(obs)
+        obs = obs if cfg.encoder == "tokens" else obs.to(dtype)
         reset = as_tensor(reset).to(torch.bool)
         prev_action = None if prev_action is None else as_tensor(prev_action)
         prev_reward = None if prev_reward is None else as_tensor(prev_reward)
@@ -68,15 +75,25 @@ class Policy(nn.Module):
             [leaf.shape[0] for leaf in tree_leaves(memory)],
             None if prev_action is None else prev_action.shape,
             None if prev_reward is None else prev_reward.shape,
+            obs_dtype=str(obs.dtype),
         )
+        if cfg.encoder == "tokens":
+            check_token_values(cfg, obs.cpu().numpy())
         check_memory_keys(cfg.variant, list(variant_module(cfg.variant).initial_memory(cfg, 1)), list(memory))
-        x = torch.relu(self.encoder(obs))
+        x = self.encoder(obs)
         if cfg.aux_tokens:
             x = x + self.aux(reset, prev_action, prev_reward, x.dtype)
         aux = {"prev_action": prev_action, "prev_reward": prev_reward}
         y, memory = self.core(x, reset, memory, aux)
-        logits = self.actor_out(torch.relu(self.actor_fc(y)))
-        value = self.critic_out(torch.tanh(self.critic_fc(y)))[..., 0]
+        if cfg.final_norm:
+            y = self.final_norm(y)
+        a = torch.relu(self.actor_fc(y))
+        for i in range(2, cfg.actor_layers + 1):
+            a = getattr(self, f"actor_fc{i}")(a)
+            a = torch.relu(a) if i < cfg.actor_layers else a
+        logits = self.actor_out(a)
+        critic_act = torch.relu if cfg.critic_activation == "relu" else torch.tanh
+        value = self.critic_out(critic_act(self.critic_fc(y)))[..., 0]
         return PolicyOutput(logits, value), memory
 
 

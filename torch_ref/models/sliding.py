@@ -186,7 +186,7 @@ def initial_memory(cfg: PolicyConfig, batch: int) -> dict:
     return {
         "k": torch.zeros(shape, dtype=torch_dtype(cfg)),
         "v": torch.zeros(shape, dtype=torch_dtype(cfg)),
-        "valid": torch.zeros(batch, cfg.max_cache_size, dtype=torch.bool),
+        "valid": torch.full((batch, cfg.max_cache_size), cfg.memory_init == "zeros", dtype=torch.bool),
         "position": torch.zeros(batch, dtype=torch.int32),
     }
 

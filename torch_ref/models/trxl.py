@@ -2,7 +2,8 @@
 
 Pre-norm:  y = x + Dropout(RelAttn(LN1([mem | x]))),   h = y + FF(LN2(y))
 Post-norm: y = LN1(x + Dropout(RelAttn([mem | x]))),   h = LN2(y + FF(y))
-memory = {"hidden": [B, L, M, D] layer inputs, "valid": [B, M] bool}
+memory = {"hidden": [B, L, M, D] layer inputs (outputs with memory_holds="outputs"), "valid": [B, M] bool}
+memory_init="zeros": fresh memory is zero rows marked valid (attended until the first reset)
 """
 
 from __future__ import annotations
@@ -49,12 +50,14 @@ class XLCore(nn.Module):
         window = cfg.memory_len if cfg.same_length else None
         allowed = memory_attention_mask(valid, reset, window)
         next_valid = roll_memory(valid, reset)
-        layer_inputs = []
+        layer_inputs, layer_outputs = [], []
         h = x
         for i, layer in enumerate(self.layers):
             layer_inputs.append(h)
             h = layer(h, hidden[:, i], allowed)
-        return h, {"hidden": next_hidden(hidden, layer_inputs, next_valid), "valid": next_valid}
+            layer_outputs.append(h)
+        kept = layer_outputs if cfg.memory_holds == "outputs" else layer_inputs
+        return h, {"hidden": next_hidden(hidden, kept, next_valid), "valid": next_valid}
 
 
 def next_hidden(hidden, layer_inputs, next_valid):
@@ -68,7 +71,7 @@ def next_hidden(hidden, layer_inputs, next_valid):
 def initial_memory(cfg: PolicyConfig, batch: int) -> dict:
     return {
         "hidden": torch.zeros(batch, cfg.num_layers, cfg.memory_len, cfg.d_model, dtype=torch_dtype(cfg)),
-        "valid": torch.zeros(batch, cfg.memory_len, dtype=torch.bool),
+        "valid": torch.full((batch, cfg.memory_len), cfg.memory_init == "zeros", dtype=torch.bool),
     }
 
 

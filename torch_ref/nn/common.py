@@ -17,4 +17,5 @@ def torch_dtype(cfg: PolicyConfig) -> torch.dtype:
 
 
 def layer_norm(cfg: PolicyConfig, width: int | None = None) -> nn.LayerNorm:
-    return nn.LayerNorm(width or cfg.d_model, eps=cfg.layer_norm_eps)
+    """LayerNorm of the core: eps cfg.layer_norm_eps, a bias unless norm_bias=False (Cortex)."""
+    return nn.LayerNorm(width or cfg.d_model, eps=cfg.layer_norm_eps, bias=cfg.norm_bias)

@@ -1,4 +1,4 @@
-"""Position-wise feed-forward: FF(x) = Dropout(W2 Dropout(ReLU(W1 x + b1)) + b2)."""
+"""Position-wise feed-forward: FF(x) = Dropout(W2 Dropout(act(W1 x + b1)) + b2), act = relu | gelu (erf) | silu."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ class FeedForward(nn.Module):
         self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
         self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
+        self.act = activation(cfg.ff_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(torch.relu(self.fc1(x)))))
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+def activation(name: str):
+    """relu | gelu (exact erf) | silu."""
+    return {"relu": torch.relu, "gelu": nn.functional.gelu, "silu": nn.functional.silu}[name]

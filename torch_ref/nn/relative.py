@@ -39,7 +39,7 @@ class RelMultiHeadAttention(nn.Module):
         n, h = cfg.num_heads, cfg.head_dim
         self.qkv = nn.Linear(cfg.d_model, 3 * n * h, bias=False)
         self.r_net = nn.Linear(cfg.d_model, n * h, bias=False)
-        self.o_net = nn.Linear(n * h, cfg.d_model, bias=False)
+        self.o_net = nn.Linear(n * h, cfg.d_model, bias=cfg.attn_out_bias)
         self.r_w_bias = nn.Parameter(torch.randn(n, h) * 0.02)
         self.r_r_bias = nn.Parameter(torch.randn(n, h) * 0.02)
         self.attn_drop = nn.Dropout(cfg.attn_dropout)
