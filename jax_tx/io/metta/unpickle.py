@@ -280,7 +280,9 @@ def load_pickle(path: Path) -> Any:
                 try:
                     raw = archive.read(f"{root}data/{key}")
                 except (KeyError, zipfile.BadZipFile, OSError) as e:
-                    raise MettaError(f"storage {key} of {path} is missing or damaged ({e}); the file is truncated") from e
+                    raise MettaError(
+                        f"storage {key} of {path} is missing or damaged ({e}); the file is truncated"
+                    ) from e
                 itemsize = torch.empty((), dtype=dtype).element_size()
                 if len(raw) != numel * itemsize:
                     raise MettaError(f"storage {key} of {path} holds {len(raw)} bytes, not {numel * itemsize}; damaged")
@@ -296,7 +298,9 @@ def load_pickle(path: Path) -> Any:
         except MettaError:
             raise
         except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError, AttributeError) as e:
-            raise MettaError(f"cannot unpickle {path} ({type(e).__name__}: {e}); the file is truncated or damaged") from e
+            raise MettaError(
+                f"cannot unpickle {path} ({type(e).__name__}: {e}); the file is truncated or damaged"
+            ) from e
 
 
 def module_state_dict(module: Any) -> dict[str, Any]:
