@@ -35,7 +35,7 @@ FLOAT_KINDS = ("f",)
 @dataclass
 class Imported:
     cfg: PolicyConfig
-    state_dict: dict  # torch_ref keys -> torch tensors (float32)
+    state_dict: dict  # torch_ref keys -> torch tensors (float32; float64 when every source weight is float64)
     notes: list[str]
     plan: plans.P.Plan
     extra: dict = field(default_factory=dict)  # {EXTRA: {"t0": array, ...}}
@@ -86,8 +86,10 @@ def map_source(src: MettaSource) -> Imported:
         arch, ("num_heads", "n_heads"), "perceiver", 4, "Perceiver num_heads", km
     )
     cfg = _config(plan, dict(fields, token_num_heads=heads), int(km.out["actor_out.weight"].shape[0]))
-    plans.check_arch(arch, cfg)
-    weights = {k: np.asarray(v, np.float32) for k, v in km.out.items()}
+    if src.arch_text is not None:  # a pickle's attributes are the model itself, not a spec to contradict it
+        plans.check_arch(arch, cfg)
+    wide = all(numpy_src[k].dtype == np.float64 for k in km.used - km.config_keys if numpy_src[k].dtype.kind == "f")
+    weights = {k: np.asarray(v, np.float64 if wide else np.float32) for k, v in km.out.items()}
     back = K.denormalize_keys(plan.write(weights, cfg), prefix)
     residual = {k: v for k, v in src.state_dict.items() if not _same(back.get(k), K.as_numpy(v))}
     order = list(src.state_dict)

@@ -93,8 +93,8 @@ def read_dir(path: Path) -> MettaSource:
 
 
 def read_pt(path: Path) -> MettaSource:
-    state, root = read_pickled_state_dict(path)
-    return MettaSource("pt", path, state, None, None, None, root)
+    state, root, tree = read_pickled_state_dict(path)
+    return MettaSource("pt", path, state, tree, None, None, root)
 
 
 def read_metta(path: Path) -> MettaSource:

@@ -328,12 +328,35 @@ def _is_module(obj: Any) -> bool:
     return isinstance(obj, StandIn) and isinstance(obj.__dict__.get("_modules"), dict)
 
 
-def read_pickled_state_dict(path: Path) -> tuple[dict[str, Any], str]:
-    """(state dict, class path of the pickled root module) of a `torch.save(policy)` file."""
+def object_tree(obj: Any, depth: int = 12) -> Any:
+    """The pickled object's plain attributes as nested data (tensors left out): a stand-in becomes
+    {"class_path": ..., attribute: value, ...} with its child modules under their names, so sizes that
+    the weights do not show (heads, memory length) can be looked up like an architecture string."""
+    torch = _torch()
+    if depth == 0 or isinstance(obj, torch.Tensor):
+        return None
+    if isinstance(obj, StandIn):
+        d = obj.__dict__
+        out: dict[str, Any] = {"class_path": obj._class_path}
+        for k, v in d.items():
+            if k not in ("_parameters", "_buffers", "_modules") and not k.startswith("_new_args"):
+                out.setdefault(k.lstrip("_") or k, object_tree(v, depth - 1))
+        for k, v in (d.get("_modules") or {}).items():
+            out.setdefault(k, dict(object_tree(v, depth - 1) or {}, name=k))
+        return out
+    if isinstance(obj, dict):
+        return {k: object_tree(v, depth - 1) for k, v in obj.items() if isinstance(k, (str, int))}
+    if isinstance(obj, (list, tuple)):
+        return [object_tree(v, depth - 1) for v in obj]
+    return obj if isinstance(obj, (int, float, str, bool, type(None))) else None
+
+
+def read_pickled_state_dict(path: Path) -> tuple[dict[str, Any], str, Any]:
+    """(state dict, class path of the pickled root module, object_tree of it) of a `torch.save(policy)` file."""
     torch = _torch()
     obj = load_pickle(path)
     if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return dict(obj), "state_dict"
+        return dict(obj), "state_dict", None
     if not _is_module(obj):
         raise MettaError(
             f"{path} does not hold a pickled torch module (found {type(obj).__name__}); pass a Metta checkpoint "
@@ -342,4 +365,4 @@ def read_pickled_state_dict(path: Path) -> tuple[dict[str, Any], str]:
     state = module_state_dict(obj)
     if not state:
         raise MettaError(f"{path} holds a module without parameters; pass a trained Metta policy checkpoint")
-    return state, obj._class_path
+    return state, obj._class_path, object_tree(obj)
