@@ -258,15 +258,15 @@ def check_bad_inputs(cfg: PolicyConfig, other_variant_cfg: PolicyConfig) -> None
     tmodel, model, params = build_pair(cfg)
     obs, reset, mem = example_inputs(cfg, batch=2, steps=3)
     tmem = torch_ref.initial_memory(cfg, 2)
-    bad_obs = jnp.zeros((2, 3, cfg.obs_dim + 1), obs.dtype)
+    bad_obs = jnp.zeros((2, 3, cfg.obs_dim + 1, *obs.shape[3:]), obs.dtype)
     with pytest.raises(ValueError, match="obs has shape"):
         model.apply(params, bad_obs, reset, mem)
     with pytest.raises(ValueError, match="obs has shape"):
-        tmodel(torch.zeros(2, 3, cfg.obs_dim + 1), torch.zeros(2, 3, dtype=torch.bool), tmem)
+        tmodel(torch.as_tensor(np.asarray(bad_obs)), torch.zeros(2, 3, dtype=torch.bool), tmem)
     with pytest.raises(ValueError, match="reset has shape"):
         model.apply(params, obs, jnp.zeros((2, 4), bool), mem)
     with pytest.raises(ValueError, match="reset has shape"):
-        tmodel(torch.zeros(2, 3, cfg.obs_dim), torch.zeros(2, 4, dtype=torch.bool), tmem)
+        tmodel(torch.as_tensor(np.asarray(obs)), torch.zeros(2, 4, dtype=torch.bool), tmem)
     with pytest.raises(ValueError, match="memory has batch"):
         model.apply(params, obs, reset, jax_tx.initial_memory(cfg, 3))
     state = tmodel.state_dict()

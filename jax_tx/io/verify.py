@@ -29,7 +29,7 @@ FP64_TOL = 1e-10
 
 @dataclass
 class Chunk:
-    obs: np.ndarray  # [B, T, obs_dim]
+    obs: np.ndarray  # [B, T, obs_dim] (encoder="tokens": uint8 [B, T, obs_dim, 3])
     reset: np.ndarray  # [B, T] bool
     prev_action: np.ndarray  # [B, T] int
     prev_reward: np.ndarray  # [B, T]
@@ -55,15 +55,33 @@ def random_chunks(
             reset[:, 0] = True
         reset[0, steps // 2] = True
         reset[1 % batch, steps - 1] = True
+        if cfg.encoder == "tokens":
+            obs = random_tokens(cfg, rng, batch, steps)
+        else:
+            obs = rng.normal(size=(batch, steps, obs_dim or cfg.obs_dim)).astype(dtype)
         out.append(
             Chunk(
-                obs=rng.normal(size=(batch, steps, obs_dim or cfg.obs_dim)).astype(dtype),
+                obs=obs,
                 reset=reset,
                 prev_action=rng.integers(0, cfg.num_actions, size=(batch, steps)),
                 prev_reward=rng.normal(size=(batch, steps)).astype(dtype),
             )
         )
     return out
+
+
+def random_tokens(cfg: PolicyConfig, rng: np.random.Generator, batch: int, steps: int, padding: float = 0.25):
+    """uint8 [B, T, obs_dim, 3] token observations: coordinates inside the grid, ids below the table (and 255),
+    a `padding` fraction of padding tokens (three 0xFF bytes) anywhere, and row 0's step 1 all padding."""
+    shape = (batch, steps, cfg.obs_dim)
+    grid = cfg.token_grid_size
+    coord = rng.integers(0, grid, shape) * 16 + rng.integers(0, grid, shape)
+    attr = rng.integers(0, min(cfg.token_attr_vocab, 255), shape)
+    tokens = np.stack([coord, attr, rng.integers(0, 256, shape)], axis=-1).astype(np.uint8)
+    tokens[rng.random(shape) < padding] = 0xFF
+    if steps > 1:
+        tokens[0, 1] = 0xFF
+    return tokens
 
 
 def _aux_kwargs(cfg: PolicyConfig, chunk: Chunk, wrap) -> dict[str, Any]:

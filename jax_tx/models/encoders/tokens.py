@@ -11,8 +11,9 @@ Perceiver (P = latent_dim, S heads of width Q = P / S, L latents; every LayerNor
             z   += W_o softmax(W_q LN(z) k^T / sqrt(Q), padded keys masked) v + b_o        (per layer)
             z   += W_2 GELU(W_1 LN(z) + b_1) + b_2             (exact erf GELU, width token_mlp_ratio * P)
             x    = mean_L LN_final(z)                           [B, T, P];  x = W_in x + b_in when P != d_model
-A padding token gets probability exactly 0 (its score is replaced by the most negative float before the
-softmax), so inserting one anywhere changes nothing; an all-padding step attends uniformly to zero features.
+A padding token gets weight exactly 0 and the sums over tokens run in index order (token_attention), so
+inserting one anywhere changes nothing, bit for bit; an all-padding step attends uniformly to its (zero-feature)
+tokens, as Metta's -max additive mask does, and stays finite.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_tx.config import TOKEN_PAD, PolicyConfig
-from jax_tx.nn.attention import masked_softmax
 from jax_tx.nn.common import compute_dtype, dense, param_dtype
 
 LN_EPS = 1e-5
@@ -58,6 +58,26 @@ def token_features(cfg: PolicyConfig, obs, attr_embed: nn.Module, dtype) -> tupl
     return jnp.where(valid[..., None], feats, 0.0), valid
 
 
+def token_attention(scores, v, valid) -> jnp.ndarray:
+    """softmax_n(scores) v over the tokens, padded tokens masked: scores [B, T, S, L, N], v [B, T, N, S, Q],
+    valid [B, T, N] -> [B, T, L, S, Q].
+
+    The sums over n run token by token in index order, so a masked token adds exact zeros wherever it stands
+    (a fused reduction's order depends on N). A step with no valid token attends uniformly to all of them.
+    """
+    work = jnp.promote_types(scores.dtype, jnp.float32)
+    allowed = valid | ~valid.any(axis=-1, keepdims=True)
+    s = jnp.where(allowed[:, :, None, None, :], scores.astype(work), -jnp.inf)
+    e = jnp.exp(s - jax.lax.stop_gradient(s.max(axis=-1, keepdims=True)))  # masked: exactly 0
+    v = v.astype(work)
+    num = e[..., 0, None] * v[:, :, 0, :, None, :]
+    den = e[..., 0]
+    for n in range(1, e.shape[-1]):
+        num = num + e[..., n, None] * v[:, :, n, :, None, :]
+        den = den + e[..., n]
+    return jnp.swapaxes(num / den[..., None], 2, 3).astype(scores.dtype)
+
+
 def _norm(cfg: PolicyConfig, name: str) -> nn.LayerNorm:
     return nn.LayerNorm(epsilon=LN_EPS, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name)
 
@@ -79,8 +99,7 @@ class PerceiverLayer(nn.Module):
         q = dense(cfg, p, "q_proj", use_bias=False)(_norm(cfg, "latent_norm")(z))
         q = q.reshape(*q.shape[:3], s, p // s)
         scores = jnp.einsum("btlsq,btnsq->btsln", q, k) * ((p // s) ** -0.5)
-        probs = masked_softmax(scores, valid[:, :, None, None, :])
-        out = jnp.einsum("btsln,btnsq->btlsq", probs, v).reshape(z.shape)
+        out = token_attention(scores, v, valid).reshape(z.shape)
         z = z + dense(cfg, p, "attn_out_proj")(out)
         h = dense(cfg, cfg.token_mlp_ratio * p, "mlp_0")(_norm(cfg, "mlp_norm")(z))
         return z + dense(cfg, p, "mlp_2")(jax.nn.gelu(h, approximate=False))

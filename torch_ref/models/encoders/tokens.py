@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from jax_tx.config import TOKEN_PAD, PolicyConfig
-from torch_ref.nn.attention import masked_softmax
 
 LN_EPS = 1e-5
 
@@ -44,6 +43,20 @@ def token_features(cfg: PolicyConfig, obs: torch.Tensor, attr_embeds: nn.Embeddi
     return torch.where(valid[..., None], feats, torch.zeros((), dtype=dtype)), valid
 
 
+def token_attention(scores, v, valid) -> torch.Tensor:
+    """softmax_n(scores) v, padded tokens masked, sums over n in index order (exact zeros for a masked token);
+    scores [B, T, S, L, N], v [B, T, N, S, Q], valid [B, T, N] -> [B, T, L, S, Q]. No valid token: uniform."""
+    allowed = valid | ~valid.any(dim=-1, keepdim=True)
+    s = scores.masked_fill(~allowed[:, :, None, None, :], float("-inf"))
+    e = torch.exp(s - s.max(dim=-1, keepdim=True).values.detach())
+    num = e[..., 0, None] * v[:, :, 0, :, None, :]
+    den = e[..., 0]
+    for n in range(1, e.shape[-1]):
+        num = num + e[..., n, None] * v[:, :, n, :, None, :]
+        den = den + e[..., n]
+    return (num / den[..., None]).transpose(2, 3)
+
+
 class PerceiverLayer(nn.Module):
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -62,8 +75,7 @@ class PerceiverLayer(nn.Module):
         p, s = z.shape[-1], self.heads
         q = self.q_proj(self.latent_norm(z)).view(*z.shape[:3], s, p // s)
         scores = torch.einsum("btlsq,btnsq->btsln", q, k) * ((p // s) ** -0.5)
-        probs = masked_softmax(scores, valid[:, :, None, None, :])
-        out = torch.einsum("btsln,btnsq->btlsq", probs, v).reshape(z.shape)
+        out = token_attention(scores, v, valid).reshape(z.shape)
         z = z + self.attn_out_proj(out)
         return z + self.mlp(self.mlp_norm(z))
 
