@@ -6,10 +6,11 @@ The file is torch's zip layout: `<root>/data.pkl` plus one raw storage per `<roo
 `find_class` admits only an allowlist (torch's tensor-rebuild functions, storage types and dtypes,
 `collections.OrderedDict`, plain builtin containers); every other class becomes an inert stand-in
 that keeps whatever state the pickle gives it, and is never imported. Functions cannot be
-stand-ins: a global from the standard library or torch that is not allowlisted (os.system,
-builtins.eval, subprocess.Popen, torch.load, ...) is refused as soon as the pickle names it, and
-a lower-case (function-like) global of another package becomes a placeholder that refuses to be
-called. The state dict is then rebuilt from the module tree exactly as `nn.Module.state_dict`
+stand-ins: a global from the standard library that is not allowlisted (os.system, builtins.eval,
+subprocess.Popen, ...) is refused as soon as the pickle names it, and a lower-case (function-like)
+global of another package becomes a placeholder that refuses to be
+called (so are torch's other names: a module may hold torch.relu as an attribute). The state dict
+is then rebuilt from the module tree exactly as `nn.Module.state_dict`
 does: each module's `_parameters`, then its `_buffers` minus `_non_persistent_buffers_set`, then
 its `_modules` in order, keys joined with '.'.
 """
@@ -116,7 +117,16 @@ def refusing(path: str) -> type:
     def refuse(*args, **kwargs):
         raise UnsafePickleError(_unsafe_message(path))
 
-    return type(path, (), {"__new__": refuse, "_class_path": path})
+    return type(path, (), {"__new__": refuse, "_class_path": path, "_refusing": True})
+
+
+def _getattr(obj, name):
+    """getattr as pickles use it (methods, functions stored as attributes): only on stand-ins and placeholders,
+    and the result is again a placeholder, so no real attribute of a real object is ever reached."""
+    base = getattr(obj, "_class_path", None)
+    if base is None or not isinstance(name, str):
+        raise UnsafePickleError(_unsafe_message(f"builtins.getattr on {type(obj).__name__}"))
+    return refusing(f"{base}.{name}")
 
 
 def _unsafe_message(path: str) -> str:
@@ -199,6 +209,8 @@ def _safe_global(module: str, name: str) -> Any | None:
         return collections.OrderedDict
     if module == "builtins" and name in SAFE_BUILTINS:
         return getattr(__import__("builtins"), name)
+    if module == "builtins" and name == "getattr":
+        return _getattr
     if module == "_codecs" and name == "encode":
         return _codecs_encode
     if module == "copyreg" and name in ("__newobj__", "__newobj_ex__"):
@@ -220,7 +232,7 @@ def resolve_global(module: str, name: str) -> Any:
     if top == "torch":
         if (module.startswith("torch.nn.") or module == "torch.utils.hooks") and name[:1].isupper():
             return stand_in(module, name)  # nn.Linear, nn.ModuleList, ...: only their stored state is read
-        raise UnsafePickleError(_unsafe_message(path))
+        return refusing(path)  # e.g. torch.relu stored as an attribute: a value here, refused if called
     if top in sys.stdlib_module_names or top in ("__builtin__", "copy_reg"):
         if name in STDLIB_VALUE_CLASSES.get(module, ()):
             return stand_in(module, name)
