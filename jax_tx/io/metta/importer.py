@@ -85,10 +85,12 @@ def map_source(src: MettaSource) -> Imported:
     heads = fields.pop("token_num_heads", None) or plans.P._int_field(
         arch, ("num_heads", "n_heads"), "perceiver", 4, "Perceiver num_heads", km
     )
-    cfg = _config(plan, dict(fields, token_num_heads=heads), int(km.out["actor_out.weight"].shape[0]))
+    weight_keys = km.used - km.config_keys - set(km.dropped)
+    wide = all(numpy_src[k].dtype == np.float64 for k in weight_keys if numpy_src[k].dtype.kind == "f")
+    fields = dict(fields, token_num_heads=heads, dtype="float64" if wide else "float32")
+    cfg = _config(plan, fields, int(km.out["actor_out.weight"].shape[0]))
     if src.arch_text is not None:  # a pickle's attributes are the model itself, not a spec to contradict it
         plans.check_arch(arch, cfg)
-    wide = all(numpy_src[k].dtype == np.float64 for k in km.used - km.config_keys if numpy_src[k].dtype.kind == "f")
     weights = {k: np.asarray(v, np.float64 if wide else np.float32) for k, v in km.out.items()}
     back = K.denormalize_keys(plan.write(weights, cfg), prefix)
     residual = {k: v for k, v in src.state_dict.items() if not _same(back.get(k), K.as_numpy(v))}
