@@ -160,3 +160,23 @@ def test_metta_gtrxl_and_pre_cortex_agalite_are_refused_with_the_reason(tmp_path
     key = "_sequential_network.module.agalite_transformer.func._core.encoders.0.ln1.weight"
     agalite = dict(metta, **{key: torch.ones(4)})
     _convert_fails(capsys, write_dir(tmp_path / "a", agalite, arch), tmp_path / "d2", "ELU+1 kernel")
+
+
+def test_unknown_class_paths_exit_2_and_a_zipped_directory_reads(tmp_path, capsys, xl):
+    import json
+    import zipfile
+
+    from jax_tx.io.metta.readers import read_metta
+
+    cfg, _, metta, arch = xl
+    d = write_dir(tmp_path / "run:v1", metta, arch)
+    spec = json.loads((d / "policy_spec.json").read_text())
+    (d / "policy_spec.json").write_text(json.dumps(dict(spec, class_path="some.scripted.RandomPolicy")))
+    _convert_fails(capsys, d, tmp_path / "d1", "class_path 'some.scripted.RandomPolicy'")
+    _convert_fails(capsys, write_mpt(tmp_path / "x.mpt", metta, "other.Policy(a=1)"), tmp_path / "d2", "unknown policy")
+    good = write_dir(tmp_path / "run:v2", metta, arch)
+    with zipfile.ZipFile(tmp_path / "run:v2.zip", "w") as z:
+        for f in good.iterdir():
+            z.write(f, f"run:v2/{f.name}")
+    src = read_metta(tmp_path / "run:v2.zip")
+    assert src.spec_text == (good / "policy_spec.json").read_text() and set(src.state_dict) == set(metta)

@@ -210,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
     """Convert args.src to args.dst; raises ConvertError; returns 1 when --verify fails."""
     src, dst = args.src, args.dst
     src_fmt, dst_fmt = detect_format(src), "metta" if args.to == "metta" else detect_format(dst, source=False)
+    if dst_fmt == "metta" and args.to != "metta":
+        raise ConvertError(f"{dst}: jax_tx writes Metta's checkpoint directory, not .mpt/.zip; pass --to metta")
     if src.absolute().resolve() == dst.absolute().resolve():
         raise ConvertError(f"SRC and DST are the same path {src}; choose another DST")
     sweep_stale(dst)

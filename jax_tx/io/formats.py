@@ -31,7 +31,7 @@ import numpy as np
 from jax_tx.config import ConfigError, PolicyConfig
 
 FORMATS = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors", ".msgpack": "msgpack", "": "orbax"}
-FORMATS[".mpt"] = "metta"
+FORMATS.update({".mpt": "metta", ".zip": "metta"})
 FLAX_FORMATS = ("orbax", "msgpack")
 META_KEY = "jax_tx_config"
 TMP_TAG = ".jax-tx-tmp-"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,10 +107,10 @@ def map_source(src: MettaSource) -> Imported:
         spec_text=src.spec_text,
         prefix=prefix,
     )
-    notes = [n for n in km.notes]
-    dropped = sorted(set(km.dropped.values()))
-    if dropped:
-        notes.append(f"dropped {len(km.dropped)} recomputable/unused tensor(s): {'; '.join(dropped)}")
+    notes = list(km.notes)
+    reasons = Counter(km.dropped.values())
+    if reasons:
+        notes.append("dropped " + "; ".join(f"{n} x {why}" if n > 1 else why for why, n in sorted(reasons.items())))
     notes.append(f"{plan.name}: {plan.caveat}")
     import torch
 

@@ -151,7 +151,7 @@ def import_encoder(km: KeyMap, auto: bool) -> tuple[dict[str, Any], int]:
             raise MettaError(
                 f"tokenizer frequencies {got.tolist()} are not 2^k; jax_tx's tokenizer cannot express them"
             )
-        km.dropped[f"{tok}frequencies"] = "recomputable (2^k)"
+        km.dropped[f"{tok}frequencies"] = "tokenizer frequencies (recomputable: 2^k)"
     for key in [k for k in km.src if k.startswith(enc)]:
         km.rename(key, "encoder." + key[len(enc) :])
     latents = km.out["encoder.latents"]

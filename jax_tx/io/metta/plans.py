@@ -50,7 +50,7 @@ def _sliding_read(km: K.KeyMap, arch) -> dict:
     cache_key = SLIDING + "k_cache"
     if km.has(cache_key) and km.src[cache_key].ndim == 5:
         heads, cache = int(km.src[cache_key].shape[2]), int(km.src[cache_key].shape[3])
-    found = [km.drop(SLIDING + b, "runtime state") or b for b in RUNTIME_BUFFERS if km.has(SLIDING + b)]
+    found = [km.drop(SLIDING + b, "runtime state (see above)") or b for b in RUNTIME_BUFFERS if km.has(SLIDING + b)]
     if found:
         km.notes.append(
             f"dropped the sliding policy's runtime state saved with the weights ({', '.join(found)}: per-env KV "

@@ -72,8 +72,7 @@ def _cortex_common_read(km: K.KeyMap, arch) -> tuple[dict, int]:
     K.linear(km, f"{CORTEX}norm.", "final_norm")
     K.import_cortex_actor(km)
     K.import_relu_critic(km)
-    if km.drop_prefix(f"{K.AUTO}gtd_aux.", "Cortex's GTD auxiliary value head (h_values): not part of the policy"):
-        km.notes.append("dropped gtd_aux (Cortex's auxiliary value head); export synthesises it from the critic")
+    km.drop_prefix(f"{K.AUTO}gtd_aux.", "gtd_aux (Cortex's auxiliary value head, not part of the policy)")
     d = km.out["core.layers.0.norm1.weight"].shape[0]
     fields = dict(
         enc,
@@ -113,7 +112,7 @@ def _xl_read(km: K.KeyMap, arch) -> dict:
         src, dst = _block(i) + "cell.", f"core.layers.{i}.attn."
         wq, wk, wv = (km.take(f"{src}{c}_proj.weight") for c in "qkv")
         bq, bv = km.take(f"{src}q_proj.bias"), km.take(f"{src}v_proj.bias")
-        km.drop(f"{src}k_proj.bias", "cancels in the softmax ((q + u) . b_k is constant over keys)")
+        km.drop(f"{src}k_proj.bias", "k_proj.bias (cancels in the softmax: (q + u) . b_k is the same for every key)")
         km.put(f"{dst}qkv.weight", np.concatenate([wq, wk, wv], axis=0))
         km.put(f"{dst}r_w_bias", km.take(f"{src}u") + bq.reshape(heads, d_head))
         km.put(f"{dst}r_r_bias", km.take(f"{src}v") + bq.reshape(heads, d_head))
@@ -165,7 +164,7 @@ def _agalite_read(km: K.KeyMap, arch) -> dict:
             om = km.src[f"{src}omegas"].astype(np.float64)
             if not np.allclose(om, np.linspace(-np.pi, np.pi, r), rtol=0, atol=1e-6):
                 raise MettaError("AGaLiTe omegas are not linspace(-pi, pi, r); jax_tx cannot express them")
-            km.drop(f"{src}omegas", "recomputable (linspace(-pi, pi, r))")
+            km.drop(f"{src}omegas", "omegas (recomputable: linspace(-pi, pi, r))")
     return dict(fields, num_heads=heads, d_head=inner // heads, eta=p123 // (3 * heads), num_oscillators=r)
 
 
@@ -201,7 +200,7 @@ def _trxl_read(km: K.KeyMap, arch, core: str) -> dict:
         K.linear(km, f"{src}ff.layer_norm.", f"{dst}norm2")
         K.linear(km, f"{src}ff.core.0.", f"{dst}ff.fc1")
         K.linear(km, f"{src}ff.core.3.", f"{dst}ff.fc2")
-    km.drop(core + "pos_emb.inv_freq", "recomputable (1 / 10000^(2i/D))")
+    km.drop(core + "pos_emb.inv_freq", "pos_emb.inv_freq (recomputable)")
     if km.has("input_projection.weight"):
         K.linear(km, "input_projection.", "encoder.input_proj")
     K.import_tp_heads(km)

@@ -5,6 +5,7 @@
     .pt   (until 2025-10)   torch.save(policy): the whole pickled object, read by the restricted unpickler
     .mpt  (2025-10..2026-01) zip: weights.safetensors + modelarchitecture.txt (call-syntax string)
     DIR   (since 2026-01)   weights.safetensors + policy_spec.json (init_kwargs.architecture_spec = that string)
+    .zip  (since 2026-01)   that directory zipped (remote copies; trainer_state.pt inside is ignored)
 
 `is_metta_source(path)` tells a Metta checkpoint from jax_tx's own formats by content, never by
 loading it (a .pt whose pickle names classes instead of a dict of tensors; a directory with
@@ -53,19 +54,35 @@ def _load_safetensors(raw: bytes, where: str) -> dict:
 
 
 def read_mpt(path: Path) -> MettaSource:
+    """A .mpt (weights + modelarchitecture.txt) or the .zip of a checkpoint directory (weights + policy_spec.json)."""
+    kind = ".zip of a checkpoint directory" if path.suffix.lower() == ".zip" else ".mpt checkpoint"
     try:
         with zipfile.ZipFile(path) as z:
             names = {Path(n).name: n for n in z.namelist()}
             if WEIGHTS not in names:
-                raise MettaError(f"{path} has no {WEIGHTS}; it is not a Metta .mpt checkpoint (or it is incomplete)")
+                raise MettaError(f"{path} has no {WEIGHTS}; it is not a Metta {kind} (or it is incomplete)")
             raw = z.read(names[WEIGHTS])
             arch_text = z.read(names[ARCH_TXT]).decode("utf-8") if ARCH_TXT in names else None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise MettaError(f"cannot read {path} as a .mpt zip ({e}); the file is truncated or damaged") from e
+            spec_text = z.read(names[SPEC_JSON]).decode("utf-8") if SPEC_JSON in names else None
+    except (zipfile.BadZipFile, OSError, EOFError, UnicodeDecodeError) as e:
+        raise MettaError(f"cannot read {path} as a Metta zip ({e}); the file is truncated or damaged") from e
+    if spec_text is not None:
+        _, arch_text = read_spec(spec_text, f"{path}:{SPEC_JSON}")
     if arch_text is None:
-        raise MettaError(f"{path} has no {ARCH_TXT}; it is not a Metta .mpt checkpoint (or it is incomplete)")
+        raise MettaError(f"{path} has neither {ARCH_TXT} nor {SPEC_JSON}; it is not a Metta {kind}")
     state = _load_safetensors(raw, f"{path}:{WEIGHTS}")
-    return MettaSource("mpt", path, state, parse_architecture(arch_text, f"{path}:{ARCH_TXT}"), arch_text, None, None)
+    arch = _policy_arch(arch_text, f"{path}: architecture")
+    return MettaSource("mpt", path, state, arch, arch_text, spec_text, None)
+
+
+def _policy_arch(text: str, where: str) -> dict:
+    arch = parse_architecture(text, where)
+    if not str(arch.get("class_path", "")).startswith("metta."):
+        raise MettaError(
+            f"{where}: unknown policy class {arch.get('class_path')!r} (not a metta.* policy architecture); "
+            f"jax-tx convert reads Metta's own policies"
+        )
+    return arch
 
 
 def read_spec(text: str, where: str) -> tuple[dict, str]:
@@ -74,6 +91,11 @@ def read_spec(text: str, where: str) -> tuple[dict, str]:
         spec = json.loads(text)
     except json.JSONDecodeError as e:
         raise MettaError(f"{where} is not JSON ({e.msg} at line {e.lineno}); the file is damaged") from e
+    if isinstance(spec, dict) and spec.get("class_path") not in (CHECKPOINT_POLICY, None):
+        raise MettaError(
+            f"{where} names class_path {spec['class_path']!r}, not {CHECKPOINT_POLICY}; jax-tx convert reads "
+            f"Metta's trained-policy checkpoints only"
+        )
     arch_text = spec.get("init_kwargs", {}).get("architecture_spec") if isinstance(spec, dict) else None
     if not isinstance(arch_text, str):
         raise MettaError(f"{where} has no init_kwargs.architecture_spec string; it is not a Metta policy spec")
@@ -88,7 +110,7 @@ def read_dir(path: Path) -> MettaSource:
     spec_text = spec_path.read_text()
     _, arch_text = read_spec(spec_text, str(spec_path))
     state = _load_safetensors(weights.read_bytes(), str(weights))
-    arch = parse_architecture(arch_text, f"{spec_path}: architecture_spec")
+    arch = _policy_arch(arch_text, f"{spec_path}: architecture_spec")
     return MettaSource("dir", path, state, arch, arch_text, spec_text, None)
 
 
@@ -104,7 +126,7 @@ def read_metta(path: Path) -> MettaSource:
         raise MettaError(f"{path} does not exist; check the SRC path")
     if path.is_dir():
         return read_dir(path)
-    if path.suffix.lower() == ".mpt":
+    if path.suffix.lower() in (".mpt", ".zip"):
         return read_mpt(path)
     return read_pt(path)
 
@@ -148,7 +170,7 @@ def is_metta_source(path: Path) -> bool:
             (path / WEIGHTS).is_file() and not any(p.name.isdigit() for p in path.iterdir())
         )
     suffix = path.suffix.lower()
-    if suffix == ".mpt":
+    if suffix in (".mpt", ".zip"):
         return True
     if suffix not in (".pt", ".pth") or not path.is_file():
         return False
