@@ -209,7 +209,8 @@ def sliding(sd, cfg, rng, envs: int = 3):
         _lin(out, dst + "ffn.0.", sd, src + "ff.fc1")
         _lin(out, dst + "ffn.2.", sd, src + "ff.fc2")
     out[s + "cls_token"] = sd["core.cls_token"].view(1, 1, -1)
-    out[s + "reward_proj.weight"] = torch.as_tensor(rng.normal(size=(cfg.d_model, 1))).float()  # never trained
+    dtype = sd["core.cls_token"].dtype
+    out[s + "reward_proj.weight"] = torch.as_tensor(rng.normal(size=(cfg.d_model, 1))).to(dtype)  # never trained
     out[s + "reward_proj.bias"] = sd["core.reward_proj.bias"]
     _lin(out, s + "dones_truncateds_proj.", sd, "core.reset_proj")
     out[s + "last_action_proj.weight"] = sd["core.action_proj.weight"][:, 1:2]
@@ -217,7 +218,7 @@ def sliding(sd, cfg, rng, envs: int = 3):
     _lin(out, s + "final_norm.", sd, "core.final_norm")
     _lin(out, s + "input_proj.", sd, "encoder.input_proj")
     shape = (envs, cfg.num_layers, cfg.num_heads, cfg.max_cache_size, cfg.head_dim)
-    out[s + "k_cache"], out[s + "v_cache"] = torch.randn(shape), torch.randn(shape)
+    out[s + "k_cache"], out[s + "v_cache"] = torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)
     out[s + "position_counter"] = torch.arange(envs, dtype=torch.long)
     _mlp(out, "critic", sd, "critic_fc", "critic_out")
     out[f"{AUTO}actor_head.func._module.module.weight"] = sd["actor_out.weight"][:, : cfg.d_model]

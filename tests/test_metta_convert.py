@@ -173,3 +173,22 @@ def test_verify_on_a_metta_source(tmp_path, capsys):
     assert main([str(src), str(tmp_path / "ckpt"), "--verify"]) == 0
     out = capsys.readouterr().out
     assert "verify: ok" in out and "logits" in out and "value" in out
+
+
+def test_sliding_linear_actor_and_action_index_transforms_are_exact(tmp_path):
+    cfg, _, metta, arch = fixture("metta_sliding", dtype="float64")
+    head = "_sequential_network.module.actor_head.func._module.module."
+    metta[head + "weight"] = torch.randn_like(metta[head + "weight"])  # any Linear(D -> A), not on a grid
+    imp = import_metta(write_dir(tmp_path / "run:v1", metta, arch))
+    model = torch_ref.make_policy(imp.cfg)
+    model.load_state_dict(imp.state_dict)
+    seen = []
+    model.core.register_forward_hook(lambda mod, args, out: seen.append(out[0]))
+    chunk = random_chunks(imp.cfg, batch=2, steps=4, chunks=1)[0]
+    with torch.no_grad():
+        out, _ = model(torch.as_tensor(chunk.obs), torch.as_tensor(chunk.reset), torch_ref.initial_memory(cfg, 2))
+    linear = seen[0] @ metta[head + "weight"].T + metta[head + "bias"]  # Metta's actor: W y + b
+    assert (out.logits - linear).abs().max().item() < 1e-12
+    w = metta["_sequential_network.module.sliding_transformer.func.last_action_proj.weight"][:, 0]
+    columns = imp.state_dict["core.action_proj.weight"]
+    assert all(torch.equal(columns[:, a], a * w) for a in range(cfg.num_actions))  # W onehot(a) = a w, bit-exact
