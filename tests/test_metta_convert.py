@@ -192,3 +192,21 @@ def test_sliding_linear_actor_and_action_index_transforms_are_exact(tmp_path):
     w = metta["_sequential_network.module.sliding_transformer.func.last_action_proj.weight"][:, 0]
     columns = imp.state_dict["core.action_proj.weight"]
     assert all(torch.equal(columns[:, a], a * w) for a in range(cfg.num_actions))  # W onehot(a) = a w, bit-exact
+
+
+def test_export_after_training_writes_the_inverse_map(tmp_path):
+    from jax_tx.io.metta.importer import metta_state_dict
+
+    cfg, _, metta, arch = fixture("metta_cortex_xl")
+    imp = import_metta(write_dir(tmp_path / "run:v3", metta, arch))
+    same, _, notes = metta_state_dict(imp.state_dict, imp.cfg, imp.extra, imp.extra_json)
+    assert not notes and all(torch.equal(torch.as_tensor(same[k]), metta[k]) for k in metta)
+    trained = dict(imp.state_dict, **{"critic_out.bias": imp.state_dict["critic_out.bias"] + 1.0})
+    out, _, notes = metta_state_dict(trained, imp.cfg, imp.extra, imp.extra_json)
+    assert len(notes) == 1 and "changed since the Metta import" in notes[0]
+    cell = "_sequential_network.module.cortex.func.stack.blocks.0.experts.0.cell."
+    assert not np.any(out[cell + "q_proj.bias"]) and not np.any(out[cell + "k_proj.bias"])
+    aux, critic = (f"_sequential_network.module.{n}.func.network.module.2.module.bias" for n in ("gtd_aux", "critic"))
+    assert np.array_equal(out[aux], out[critic]) and np.array_equal(out[critic], trained["critic_out.bias"].numpy())
+    back = import_metta(write_dir(tmp_path / "again", {k: torch.as_tensor(v) for k, v in out.items()}, arch))
+    assert all(torch.equal(back.state_dict[k], trained[k]) for k in trained)  # the inverse map loses nothing

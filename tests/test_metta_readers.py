@@ -149,6 +149,10 @@ def test_unknown_or_contradicting_specs_and_keys_exit_2(tmp_path, capsys, xl):
     _convert_fails(capsys, write_dir(tmp_path / "a", metta, wrong), tmp_path / "d1", "contradicts the weights")
     extra = dict(metta, **{"_sequential_network.module.fancy.func.w": torch.zeros(2)})
     _convert_fails(capsys, write_dir(tmp_path / "b", extra, arch), tmp_path / "d2", "unsupported model")
+    _, _, tp, tp_arch = fixture("metta_trxl")
+    wrong = tp_arch.replace("'n_heads': 2", "'n_heads': 4")
+    assert wrong != tp_arch
+    _convert_fails(capsys, write_mpt(tmp_path / "t.mpt", tp, wrong), tmp_path / "d4", "n_heads = 4")
     other = {k.replace("cortex.func.stack", "mystery.func.net"): v for k, v in metta.items()}
     _convert_fails(capsys, write_dir(tmp_path / "c", other, arch), tmp_path / "d3", "unsupported model")
 

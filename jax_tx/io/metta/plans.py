@@ -202,6 +202,8 @@ def check_arch(arch, cfg) -> None:
     )
     if cfg.variant == "gtrxl":
         checks += ((("num_heads", "n_heads"), "xlcell", cfg.num_heads, "XL num_heads"),)
+    if cfg.variant in ("trxl", "trxl_nvidia"):  # TransformerPolicy's backbone dict names its heads n_heads
+        checks += ((("n_heads",), None, cfg.num_heads, "n_heads"),)
     for names, component, value, what in checks:
         stated = find_field(arch, names, component)
         if stated is not None and stated != value:
