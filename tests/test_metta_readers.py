@@ -153,6 +153,8 @@ def test_unknown_or_contradicting_specs_and_keys_exit_2(tmp_path, capsys, xl):
     wrong = tp_arch.replace("'n_heads': 2", "'n_heads': 4")
     assert wrong != tp_arch
     _convert_fails(capsys, write_mpt(tmp_path / "t.mpt", tp, wrong), tmp_path / "d4", "n_heads = 4")
+    cut = {k: v for k, v in metta.items() if not k.endswith("blocks.1.experts.0.cell.u")}
+    _convert_fails(capsys, write_dir(tmp_path / "e", cut, arch), tmp_path / "d5", "incomplete")
     other = {k.replace("cortex.func.stack", "mystery.func.net"): v for k, v in metta.items()}
     _convert_fails(capsys, write_dir(tmp_path / "c", other, arch), tmp_path / "d3", "unsupported model")
 

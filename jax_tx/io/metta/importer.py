@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,10 +73,11 @@ def _config(plan, fields: dict, num_actions: int) -> PolicyConfig:
 def map_source(src: MettaSource) -> Imported:
     state, prefix = K.normalize_keys(src.state_dict)
     numpy_src = {k: K.as_numpy(v) for k, v in state.items()}
-    plan = plans.detect(numpy_src, src.arch)
+    plan = plans.detect(numpy_src)
     km = K.KeyMap(numpy_src)
     arch = src.arch
-    fields = plan.read(km, arch)
+    with _layout_errors(plan.name):
+        fields = plan.read(km, arch)
     left = km.leftover()
     if left:
         raise MettaError(
@@ -83,7 +85,7 @@ def map_source(src: MettaSource) -> Imported:
             f"unsupported model variant"
         )
     _check_floats(numpy_src, km.used - set(km.dropped) - km.config_keys)
-    heads = fields.pop("token_num_heads", None) or plans.P._int_field(
+    heads = fields.pop("token_num_heads", None) or plans.P.int_field(
         arch, ("num_heads", "n_heads"), "perceiver", 4, "Perceiver num_heads", km
     )
     weight_keys = km.used - km.config_keys - set(km.dropped)
@@ -93,7 +95,8 @@ def map_source(src: MettaSource) -> Imported:
     if src.arch_text is not None:  # a pickle's attributes are the model itself, not a spec to contradict it
         plans.check_arch(arch, cfg)
     weights = {k: np.asarray(v, np.float64 if wide else np.float32) for k, v in km.out.items()}
-    back = K.denormalize_keys(plan.write(weights, cfg), prefix)
+    with _layout_errors(plan.name):
+        back = K.denormalize_keys(plan.write(weights, cfg), prefix)
     residual = {k: v for k, v in src.state_dict.items() if not _same(back.get(k), K.as_numpy(v))}
     order = list(src.state_dict)
     extra = {EXTRA: {f"t{i}": K.as_numpy(residual[k]) for i, k in enumerate(order) if k in residual}}
@@ -116,6 +119,20 @@ def map_source(src: MettaSource) -> Imported:
 
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
     return Imported(cfg, tensors, notes, plan, extra if residual else {}, {EXTRA_JSON: meta})
+
+
+@contextmanager
+def _layout_errors(name: str):
+    """A tensor missing or misshapen for the map becomes one MettaError line."""
+    try:
+        yield
+    except MettaError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError) as e:
+        raise MettaError(
+            f"the checkpoint does not have the {name} layout ({type(e).__name__}: {str(e)[:120]}); it is incomplete "
+            f"or another model"
+        ) from e
 
 
 def _same(a, b) -> bool:
@@ -180,7 +197,8 @@ def export_metta(dst: Path, tsd: dict, cfg: PolicyConfig, extra=None, extra_json
     import torch
     from safetensors.torch import save_file
 
-    state, arch_text, notes = metta_state_dict(tsd, cfg, extra, extra_json)
+    with _layout_errors("Metta export"):
+        state, arch_text, notes = metta_state_dict(tsd, cfg, extra, extra_json)
     parse_architecture(arch_text)  # what we write must read back as data
     meta = (extra_json or {}).get(EXTRA_JSON) or {}
     dst.mkdir()

@@ -57,9 +57,9 @@ def _sliding_read(km: K.KeyMap, arch) -> dict:
             f"cache and position counter); jax_tx starts from initial_memory"
         )
     if heads is None:
-        heads = P._int_field(arch, ("num_heads", "n_heads"), "slidingtransformer", 1, "sliding num_heads", km)
+        heads = P.int_field(arch, ("num_heads", "n_heads"), "slidingtransformer", 1, "sliding num_heads", km)
     if cache is None:
-        cache = P._int_field(arch, ("max_cache_size",), "slidingtransformer", 80, "max_cache_size", km)
+        cache = P.int_field(arch, ("max_cache_size",), "slidingtransformer", 80, "max_cache_size", km)
     d = int(cls.size)
     return dict(
         enc,
@@ -163,7 +163,7 @@ REFUSED = (
 )
 
 
-def detect(keys, arch=None) -> P.Plan:
+def detect(keys) -> P.Plan:
     """The plan for these (normalised) Metta keys; refusals and unknown models raise MettaError."""
     keys = list(keys)
     for prefixes, why in REFUSED:

@@ -97,7 +97,8 @@ def _cortex_common_write(tsd: dict, cfg) -> dict:
     return out
 
 
-def _int_field(arch, names, component, default, what, km):
+def int_field(arch, names, component, default, what, km):
+    """A size the weights do not show, from the architecture (find_field), else Metta's default with a note."""
     value = find_field(arch, names, component) if arch is not None else None
     if value is None:
         km.notes.append(f"{what} = {default}: not in the weights nor the architecture (Metta's default)")
@@ -120,7 +121,7 @@ def _xl_read(km: K.KeyMap, arch) -> dict:
         km.put(f"{dst}o_net.weight", wo)
         km.put(f"{dst}o_net.bias", km.take(f"{src}o_proj.bias") + wo @ bv)
         km.rename(f"{src}r_proj.weight", f"{dst}r_net.weight")
-    memory = _int_field(arch, ("mem_len", "memory_len"), None, 128, "memory_len", km)
+    memory = int_field(arch, ("mem_len", "memory_len"), None, 128, "memory_len", km)
     return dict(fields, num_heads=int(heads), d_head=0 if heads * d_head == d else int(d_head), memory_len=memory)
 
 
@@ -141,7 +142,7 @@ def _xl_write(tsd: dict, cfg) -> dict:
 
 def _agalite_read(km: K.KeyMap, arch) -> dict:
     fields, d = _cortex_common_read(km, arch)
-    heads = _int_field(arch, ("num_heads", "n_heads"), "agalitecell", 8, "AGaLiTe num_heads", km)
+    heads = int_field(arch, ("num_heads", "n_heads"), "agalitecell", 8, "AGaLiTe num_heads", km)
     inner = km.src[_block(0) + "cell.out_proj.weight"].shape[1]
     kqvbg, p123 = (km.src[_block(0) + f"cell.{n}.weight"].shape[0] for n in ("kqvbg_proj", "p123_proj"))
     if inner % heads or kqvbg != 5 * inner or p123 % (3 * heads):
@@ -205,7 +206,7 @@ def _trxl_read(km: K.KeyMap, arch, core: str) -> dict:
         K.linear(km, "input_projection.", "encoder.input_proj")
     K.import_tp_heads(km)
     d = km.out["core.layers.0.norm1.weight"].shape[0]
-    memory = _int_field(arch, ("memory_len", "mem_len"), None, 32, "memory_len", km)
+    memory = int_field(arch, ("memory_len", "mem_len"), None, 32, "memory_len", km)
     return dict(
         enc,
         d_model=int(d),
