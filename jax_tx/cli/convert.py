@@ -177,7 +177,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = _Parser(
         prog="jax-tx convert",
         description="Convert policy weights between PyTorch (.pt/.pth, .safetensors) and Flax (orbax directory, "
-        ".msgpack + <stem>.config.json). The resolved config travels with the weights.",
+        ".msgpack + <stem>.config.json), and from/to Metta's own checkpoints (.pt pickle, .mpt, checkpoint directory "
+        "or its .zip; --to metta). The resolved config travels with the weights.",
     )
     p.add_argument("src", type=Path, help="source checkpoint")
     p.add_argument("dst", type=Path, help="destination (format from the suffix; no suffix: orbax directory)")

@@ -68,7 +68,7 @@ def detect_format(path: Path, source: bool = True) -> str:
     if suffix not in FORMATS:
         raise ConvertError(
             f"unknown format {suffix!r} for {path}: use .pt/.pth, .safetensors, .msgpack, or a directory path "
-            f"without suffix (orbax)"
+            f"without suffix (orbax); Metta's checkpoints: .pt, .mpt, .zip or a directory (--to metta for DST)"
         )
     return FORMATS[suffix]
 
