@@ -6,6 +6,8 @@ Formats (from the path):
     .safetensors    torch tensors, config JSON in the metadata under "jax_tx_config"
     DIR (no suffix) orbax checkpoint directory as jax_tx.io.checkpoint writes it (step 0; SRC: latest or --step)
     .msgpack        flax.serialization of {"params": ...}, config JSON beside it in <stem>.config.json
+    Metta           SRC: Metta's .pt pickle (allowlisted unpickler, never runs code), .mpt zip or checkpoint
+                    directory; DST with --to metta: Metta's directory (weights.safetensors + policy_spec.json)
 
 Weights pass through float32 (float64 for float64 configs); --dtype picks the stored dtype.
 DST is written under a temporary sibling name, read back (and checked by --verify), then
@@ -175,7 +177,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = _Parser(
         prog="jax-tx convert",
         description="Convert policy weights between PyTorch (.pt/.pth, .safetensors) and Flax (orbax directory, "
-        ".msgpack + <stem>.config.json). The resolved config travels with the weights.",
+        ".msgpack + <stem>.config.json), and from/to Metta's own checkpoints (.pt pickle, .mpt, checkpoint directory "
+        "or its .zip; --to metta). The resolved config travels with the weights.",
     )
     p.add_argument("src", type=Path, help="source checkpoint")
     p.add_argument("dst", type=Path, help="destination (format from the suffix; no suffix: orbax directory)")
@@ -187,6 +190,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--verify", action="store_true", help="run both twins on random inputs; exit 1 above --tol")
     p.add_argument("--tol", type=float, help="--verify max-abs tolerance (default 1e-5; 1e-10 for float64)")
     p.add_argument("--force", action="store_true", help="replace an existing DST")
+    p.add_argument("--to", choices=("metta",), help="DST format: metta = Metta's checkpoint directory")
     return p.parse_args(argv)
 
 
@@ -206,7 +210,9 @@ def verify_conversion(src_fmt: str, reference: dict, written: dict, cfg: PolicyC
 def run(args: argparse.Namespace) -> int:
     """Convert args.src to args.dst; raises ConvertError; returns 1 when --verify fails."""
     src, dst = args.src, args.dst
-    src_fmt, dst_fmt = detect_format(src), detect_format(dst, source=False)
+    src_fmt, dst_fmt = detect_format(src), "metta" if args.to == "metta" else detect_format(dst, source=False)
+    if dst_fmt == "metta" and args.to != "metta":
+        raise ConvertError(f"{dst}: jax_tx writes Metta's checkpoint directory, not .mpt/.zip; pass --to metta")
     if src.absolute().resolve() == dst.absolute().resolve():
         raise ConvertError(f"SRC and DST are the same path {src}; choose another DST")
     sweep_stale(dst)
@@ -230,11 +236,15 @@ def run(args: argparse.Namespace) -> int:
                 raise ConvertError(f"{e} (--variant {args.variant} uses that preset's sizes; pass --config)") from e
             raise
         print(f"read  {src} ({src_fmt}, {cfg.variant}, {_count(canonical)} parameters)")
+        for note in loaded.notes:
+            print(f"note: {note}")
         try:
             stored = storage_tree(canonical, out_dtype)
-            write(dst_fmt, tmp, stored, cfg, config_tmp)
+            for note in write(dst_fmt, tmp, stored, cfg, config_tmp, loaded):
+                print(f"note: {note}")
             back = read(tmp, dst_fmt, config_path=config_tmp)
-            if back.cfg != cfg or not _trees_equal(as_flax(back, cfg, out_dtype), stored):
+            same_cfg = back.cfg == cfg or dst_fmt == "metta"  # Metta's spec does not carry every jax_tx field
+            if not same_cfg or not _trees_equal(as_flax(back, cfg, out_dtype), stored):
                 raise ConvertError(f"{dst} did not read back identically after writing; the disk may be full")
             if args.verify:
                 reference = storage_tree(storage_tree(canonical, out_dtype), compute_dtype(cfg))

@@ -8,6 +8,8 @@
     .safetensors    torch tensors; the config JSON in the metadata under "jax_tx_config"
     DIR (no suffix) orbax checkpoint directory exactly as jax_tx.io.checkpoint.save writes it (step 0)
     .msgpack        flax.serialization of {"params": ...}; the config JSON beside it in <stem>.config.json
+    metta           Metta's own checkpoints (.pt pickle, .mpt zip, directory with policy_spec.json), read and
+                    written by jax_tx.io.metta; recognised by content, DST with --to metta
 
 Files are written under a hidden temporary sibling name and renamed into place, so DST is
 either complete or absent; `sweep_stale` removes temporaries of a killed conversion.
@@ -29,6 +31,7 @@ import numpy as np
 from jax_tx.config import ConfigError, PolicyConfig
 
 FORMATS = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors", ".msgpack": "msgpack", "": "orbax"}
+FORMATS.update({".mpt": "metta", ".zip": "metta"})
 FLAX_FORMATS = ("orbax", "msgpack")
 META_KEY = "jax_tx_config"
 TMP_TAG = ".jax-tx-tmp-"
@@ -46,15 +49,26 @@ class Loaded:
     fmt: str
     weights: dict
     cfg: PolicyConfig | None
+    extra: dict | None = None
+    """Items stored beside the params (the `metta` residuals of a Metta import; see jax_tx.io.metta)."""
+    extra_json: dict | None = None
+    notes: tuple[str, ...] = ()
 
 
 def detect_format(path: Path, source: bool = True) -> str:
-    """'torch' | 'safetensors' | 'orbax' | 'msgpack' from the suffix; an existing SRC directory is orbax."""
+    """'torch' | 'safetensors' | 'orbax' | 'msgpack' from the suffix; an existing SRC directory is orbax.
+
+    A SRC holding a Metta checkpoint (by content: jax_tx.io.metta.is_metta_source) is 'metta'."""
+    if source and path.exists():
+        from jax_tx.io.metta.readers import is_metta_source
+
+        if is_metta_source(path):
+            return "metta"
     suffix = "" if source and path.is_dir() else path.suffix.lower()
     if suffix not in FORMATS:
         raise ConvertError(
             f"unknown format {suffix!r} for {path}: use .pt/.pth, .safetensors, .msgpack, or a directory path "
-            f"without suffix (orbax)"
+            f"without suffix (orbax); Metta's checkpoints: .pt, .mpt, .zip or a directory (--to metta for DST)"
         )
     return FORMATS[suffix]
 
@@ -143,7 +157,21 @@ def _read_orbax(path: Path, step: int | None) -> Loaded:
         raise ConvertError(str(e)) from e
     except Exception as e:
         raise ConvertError(f"cannot read the orbax checkpoint {path} ({_first_line(e)}); it is damaged") from e
-    return Loaded("orbax", r.params, r.cfg)
+    from jax_tx.io.metta.importer import EXTRA, EXTRA_JSON
+
+    extra = {k: v for k, v in r.extra.items() if k == EXTRA} or None
+    return Loaded("orbax", r.params, r.cfg, extra, {k: v for k, v in r.extra_json.items() if k == EXTRA_JSON} or None)
+
+
+def _read_metta(path: Path) -> Loaded:
+    from jax_tx.io.metta.errors import MettaError
+    from jax_tx.io.metta.importer import import_metta
+
+    try:
+        imp = import_metta(path)
+    except MettaError as e:
+        raise ConvertError(str(e)) from e
+    return Loaded("metta", imp.state_dict, imp.cfg, imp.extra or None, imp.extra_json, tuple(imp.notes))
 
 
 def read(path: Path, fmt: str, step: int | None = None, config_path: Path | None = None) -> Loaded:
@@ -152,6 +180,8 @@ def read(path: Path, fmt: str, step: int | None = None, config_path: Path | None
         raise ConvertError(f"{path} does not exist; check the SRC path")
     if fmt == "orbax":
         return _read_orbax(path, step)
+    if fmt == "metta":
+        return _read_metta(path)
     if path.is_dir():
         raise ConvertError(f"{path} is a directory but its suffix says {fmt}; pass the file")
     if fmt == "torch":
@@ -164,15 +194,27 @@ def read(path: Path, fmt: str, step: int | None = None, config_path: Path | None
 # ----------------------------------------------------------------------------- writing
 
 
-def write(fmt: str, path: Path, tree: dict, cfg: PolicyConfig, config_path: Path | None = None) -> None:
-    """Write flax variables `tree` (already in the stored dtype) to `path` in format `fmt`.
+def write(
+    fmt: str, path: Path, tree: dict, cfg: PolicyConfig, config_path: Path | None = None, loaded: Loaded | None = None
+) -> tuple[str, ...]:
+    """Write flax variables `tree` (already in the stored dtype) to `path` in format `fmt`; returns notes.
 
     A .msgpack's config goes to `config_path` (the caller renames it to `sidecar(final path)`).
+    `loaded` (the source) carries the Metta residuals into an orbax DST and out to a Metta DST.
     """
+    extra, extra_json = (loaded.extra, loaded.extra_json) if loaded is not None else (None, None)
     if fmt == "orbax":
         from jax_tx.io import checkpoint
 
-        checkpoint.save(path, 0, tree, cfg)
+        checkpoint.save(path, 0, tree, cfg, extra=extra, extra_json=extra_json)
+    elif fmt == "metta":
+        from jax_tx.io.metta.errors import MettaError
+        from jax_tx.io.metta.importer import export_metta
+
+        try:
+            return tuple(export_metta(path, convert_to_torch(tree, cfg), cfg, extra, extra_json))
+        except MettaError as e:
+            raise ConvertError(str(e)) from e
     elif fmt == "msgpack":
         from flax import serialization
 
@@ -190,6 +232,7 @@ def write(fmt: str, path: Path, tree: dict, cfg: PolicyConfig, config_path: Path
 
             save_file(state, str(path), metadata={META_KEY: cfg.to_json()})
             path.chmod(_default_file_mode())  # safetensors creates files 0600; match torch.save and the umask
+    return ()
 
 
 def _default_file_mode() -> int:
