@@ -200,7 +200,8 @@ class PolicyConfig:
 
     # --- JSON round trip
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
+        """JSON-native values (tuples as lists), so to_dict() equals json.loads(to_json())."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
         d["schema_version"] = SCHEMA_VERSION
         return d
 
