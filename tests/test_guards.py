@@ -90,6 +90,13 @@ def test_flag_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
     assert a_file.read_text() == "x"
 
 
+def test_help_says_policy_defaults_come_from_the_preset():
+    from jax_tx.cli.train import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "--d-model INT (default from the variant's preset)" in text and "--clip-coef FLOAT (default 0.1)" in text
+
+
 def test_metrics_of_a_run_without_checkpoints_are_not_truncated(tmp_path, capsys):
     (tmp_path / "metrics.csv").write_text("iteration,loss\n1,0.5\n")
     _one_line_exit_2(capsys, ["train", *TINY, "--log-dir", str(tmp_path)], "metrics.csv")
@@ -191,3 +198,21 @@ def test_int_memory_is_refused():
     key = sorted(mem)[0]
     with pytest.raises(ValueError, match=rf"memory leaf \['{key}'\].*is int but must be float"):
         model.apply(params, obs, reset, {**mem, key: mem[key].astype(jnp.int32)})
+
+
+def test_parity_report_refuses_to_overwrite_the_tracked_results_by_default(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "parity_report.py"
+    spec = importlib.util.spec_from_file_location("parity_report", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    before = (path.parent / "results" / "parity.json").read_bytes()
+    with pytest.raises(SystemExit) as exc:
+        module.main(["--out", str(path.parent / "results" / "parity.json")])
+    assert exc.value.code == 2 and "--overwrite-tracked" in capsys.readouterr().err
+    assert (path.parent / "results" / "parity.json").read_bytes() == before
+    with pytest.raises(SystemExit):
+        module.main(["--help"])
+    assert "(default: print only)" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Training runs that go wrong on purpose: a NaN reward, Ctrl-C, a second run, a damaged checkpoint, resume.
 
-Tiny mlp runs (a few seconds each once compiled; one persistent compilation cache for the module).
+Tiny mlp runs (a few seconds each once compiled). The clean runs share one program (same total steps, stopped
+early with --stop-at-iteration) and one persistent compilation cache, also passed to the subprocess.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--variant", "mlp", "--env", "tmaze", "--env-kw", "corridor_length=2", "--d-model", "8",
         "--actor-hidden", "8", "--critic-hidden", "8", "--num-envs", "4", "--rollout-steps", "8",
         "--bptt-horizon", "4", "--num-minibatches", "2", "--update-epochs", "1", "--seed", "1",
-        "--no-progress"]  # fmt: skip
+        "--no-progress", "--total-steps", str(100000 * 32)]  # fmt: skip
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -40,13 +41,15 @@ def compilation_cache(tmp_path_factory):
 
 
 def leaves_finite(run_dir: Path, step: int) -> bool:
+    """Params and optimizer state (the first train_state leaves; the env carry may hold a skipped NaN reward)."""
     r = checkpoint.restore(run_dir / "checkpoints", step)
-    arrays = jax.tree_util.tree_leaves((r.params, r.extra["train_state"]))
+    arrays = jax.tree_util.tree_leaves(r.params)
+    arrays += [r.extra["train_state"][k] for k in sorted(r.extra["train_state"])][: len(arrays) * 2]
     return all(np.isfinite(np.asarray(a)).all() for a in arrays if np.issubdtype(np.asarray(a).dtype, np.inexact))
 
 
 def test_nan_reward_stops_with_exit_3_or_skips_and_never_saves_nan(tmp_path, capsys):
-    nan = ["--env-kw", "correct_reward=NaN", "--total-steps", str(5 * 32), "--checkpoint-every", "1"]
+    nan = ["--env-kw", "correct_reward=NaN", "--stop-at-iteration", "5", "--checkpoint-every", "1"]
     stop = tmp_path / "stop"
     assert cli_main(["train", *TINY, *nan, "--log-dir", str(stop)]) == 3
     err = capsys.readouterr().err
@@ -62,7 +65,7 @@ def test_nan_reward_stops_with_exit_3_or_skips_and_never_saves_nan(tmp_path, cap
     assert cli_main(["train", *TINY, *nan, "--on-nonfinite", "skip", "--log-dir", str(skip)]) == 0
     out = capsys.readouterr().out
     summary = json.loads((skip / "summary.json").read_text(), parse_constant=pytest.fail)
-    assert summary["skipped_updates"] >= 1 and "updates skipped" in out
+    assert summary["skipped_updates"] >= 1 and "updates skipped" in out and "compiling the training step" in out
     assert checkpoint.all_steps(skip / "checkpoints") == [1, 2, 3, 4, 5] and leaves_finite(skip, 5)
     assert summary["provenance"]["jax"] == jax.__version__
     config = json.loads((skip / "config.json").read_text())
@@ -72,7 +75,7 @@ def test_nan_reward_stops_with_exit_3_or_skips_and_never_saves_nan(tmp_path, cap
 
 def test_damaged_newest_checkpoint_falls_back_and_resume_compiles_once(tmp_path, capsys):
     run = tmp_path / "run"
-    flags = ["--total-steps", str(3 * 32), "--checkpoint-every", "1", "--log-dir", str(run)]
+    flags = ["--stop-at-iteration", "3", "--checkpoint-every", "1", "--log-dir", str(run)]
     assert cli_main(["train", *TINY, *flags]) == 0
     capsys.readouterr()
     for f in (run / "checkpoints" / "3" / "params" / "d").iterdir():
@@ -81,6 +84,10 @@ def test_damaged_newest_checkpoint_falls_back_and_resume_compiles_once(tmp_path,
     cap = capsys.readouterr()
     assert json.loads(cap.out.strip().splitlines()[-1])["step"] == 2
     assert "step 3 is damaged" in cap.err and "Traceback" not in cap.err and "Event loop" not in cap.err
+    changed = ["--env-kw", "corridor_length=3"]
+    assert cli_main(["eval", str(run), "--step", "2", "--episodes", "4", "--json", *changed]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["env"] == "tmaze" and summary["env_kwargs"] == {"corridor_length": 3}  # the training env, changed
 
     from jax_tx.ppo.run import restore_run, restore_state
     from jax_tx.ppo.trainer import Trainer
@@ -92,7 +99,7 @@ def test_damaged_newest_checkpoint_falls_back_and_resume_compiles_once(tmp_path,
         state, _ = trainer.run(state)
     assert trainer.run._cache_size() == 1  # restored params are placed like the rest of the state
 
-    assert cli_main(["train", "--resume", str(run), "--no-progress"]) == 0
+    assert cli_main(["train", "--resume", str(run), "--stop-at-iteration", "3", "--no-progress"]) == 0
     cap = capsys.readouterr()
     assert "step 3 is damaged" in cap.out and "resumed" in cap.out and "moved the newer steps [3]" in cap.out
     assert checkpoint.all_steps(run / "checkpoints") == [1, 2, 3] and leaves_finite(run, 3)
@@ -103,10 +110,11 @@ def test_damaged_newest_checkpoint_falls_back_and_resume_compiles_once(tmp_path,
 
 def test_sigint_checkpoints_exits_130_and_a_second_run_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "jax_tx.cli", "train", *TINY, "--total-steps", str(100000 * 32),
-           "--checkpoint-every", "0", "--checkpoint-minutes", "0", "--log-dir", str(run)]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    cmd = [sys.executable, "-m", "jax_tx.cli", "train", *TINY, "--checkpoint-every", "0", "--checkpoint-minutes", "0",
+           "--log-dir", str(run)]  # fmt: skip
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
+           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and proc.poll() is None:

@@ -76,12 +76,16 @@ class RunLogger:
             smoothing=0,  # rate = iterations since restart_clock() / time since then: a steady ETA
         )
 
-    def restart_clock(self) -> None:
-        """Time the bar's rate (and ETA) from now: called after the call that compiled."""
+    def restart_clock(self, pending: int = 0) -> None:
+        """Time the bar's rate (and ETA) from now, not counting the `pending` iterations about to be logged.
+
+        Called right after the call that compiled, so its compile time never enters the ETA.
+        """
         import time
 
-        self._bar.start_t = time.time()
-        self._bar.initial = self._bar.n
+        now = time.time()
+        self._bar.start_t = self._bar.last_print_t = now  # no redraw while the pending rows are logged
+        self._bar.initial = self._bar.last_print_n = self._bar.n + pending
 
     def note(self, message: str) -> None:
         """Print a line without breaking the progress bar."""

@@ -92,10 +92,14 @@ def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
 
 
 def state_is_finite(state: TrainState) -> bool:
-    """Every floating leaf of the TrainState is finite (checked on the host copy that a save writes)."""
+    """The learned state (params and optimizer state) is finite in every floating leaf.
+
+    The env carry is not checked: with on_nonfinite='skip' it may hold a NaN reward or observation
+    that the skipped updates never learned from.
+    """
     return all(
         np.isfinite(a).all()
-        for a in map(np.asarray, jax.tree_util.tree_leaves(state))
+        for a in map(np.asarray, jax.tree_util.tree_leaves((state.params, state.opt_state)))
         if np.issubdtype(a.dtype, np.inexact)
     )
 
@@ -264,6 +268,8 @@ def _fit_locked(tcfg: TrainConfig, restored, stop: int, progress: bool, echo, si
             if not compiled:  # SPS excludes calls that compiled
                 timing["steps"] += n * steps_per_it
                 timing["seconds"] += dt
+            if compiled:
+                logger.restart_clock(pending=n)
             bad = guards.first_bad(metrics["nonfinite"])
             if bad is not None and tcfg.on_nonfinite == "stop":
                 log_rows(it, metrics, bad + 1, n * steps_per_it / dt)
@@ -274,8 +280,6 @@ def _fit_locked(tcfg: TrainConfig, restored, stop: int, progress: bool, echo, si
                 timing["skipped"] += int((codes != 0).sum())
                 logger.note(f"warning: iteration {it + bad + 1}: non-finite {guards.describe(codes[bad])}; update "
                             f"skipped ({timing['skipped']} so far, on_nonfinite=skip)")  # fmt: skip
-            if compiled:
-                logger.restart_clock()
             state = new
             it = int(state.iteration)
             every, minutes = tcfg.checkpoint_every, tcfg.checkpoint_minutes
