@@ -187,7 +187,7 @@ def test_list_shows_variants_with_parameter_counts_envs_and_recipes(capsys):
     assert any(r["recipe"].endswith("default.json") for r in out["recipes"])
 
 
-def test_int_memory_is_refused():
+def test_int_memory_is_refused_by_both_twins():
     import jax_tx
     from jax_tx import config
 
@@ -198,6 +198,14 @@ def test_int_memory_is_refused():
     key = sorted(mem)[0]
     with pytest.raises(ValueError, match=rf"memory leaf \['{key}'\].*is int but must be float"):
         model.apply(params, obs, reset, {**mem, key: mem[key].astype(jnp.int32)})
+    import torch
+
+    import torch_ref
+
+    tmem = torch_ref.initial_memory(cfg, 2)
+    with pytest.raises(ValueError, match=rf"memory leaf \['{key}'\].*is int but must be float"):
+        torch_ref.make_policy(cfg)(torch.zeros(2, 1, 4), torch.zeros(2, 1, dtype=torch.bool),
+                                   {**tmem, key: tmem[key].to(torch.int32)})  # fmt: skip
 
 
 def test_parity_report_refuses_to_overwrite_the_tracked_results_by_default(capsys):

@@ -300,6 +300,9 @@ def _trees_equal(a: dict, b: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `jax-tx convert`; returns the exit code (0 ok, 1 verify failed, 2 error)."""
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    from jax_tx.io.recovery import quiet_orbax_noise
+
+    quiet_orbax_noise()  # a damaged orbax SRC: no tensorstore tracebacks after our one-line error
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: keep the handler as it is
         previous = signal.signal(signal.SIGTERM, _terminate)

@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as e:
         print(f"jax-tx train: {e}", file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:  # before training started, or a second Ctrl-C
+        print("jax-tx train: interrupted; nothing more was saved (the run's checkpoints, if any, are intact)",
+              file=sys.stderr)  # fmt: skip
+        return 130
     print(
         f"done: iteration {result.iteration}/{result.tcfg.num_iterations}, "
         f"env steps {result.iteration * result.tcfg.steps_per_iteration:,}, "

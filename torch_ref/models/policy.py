@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from jax_tx.config import PolicyConfig
-from jax_tx.models.checks import check_memory_keys, check_policy_inputs
+from jax_tx.models.checks import check_memory_keys, check_memory_kinds, check_policy_inputs
 from jax_tx.models.registry import variant_module as registry_variant_module
 from torch_ref.nn.common import torch_dtype
 
@@ -69,7 +69,9 @@ class Policy(nn.Module):
             None if prev_action is None else prev_action.shape,
             None if prev_reward is None else prev_reward.shape,
         )
-        check_memory_keys(cfg.variant, list(variant_module(cfg.variant).initial_memory(cfg, 1)), list(memory))
+        template = variant_module(cfg.variant).initial_memory(cfg, 1)
+        check_memory_keys(cfg.variant, list(template), list(memory))
+        check_memory_kinds(cfg.variant, leaf_kinds(template), leaf_kinds(memory))
         x = torch.relu(self.encoder(obs))
         if cfg.aux_tokens:
             x = x + self.aux(reset, prev_action, prev_reward, x.dtype)
@@ -78,6 +80,16 @@ class Policy(nn.Module):
         logits = self.actor_out(torch.relu(self.actor_fc(y)))
         value = self.critic_out(torch.tanh(self.critic_fc(y)))[..., 0]
         return PolicyOutput(logits, value), memory
+
+
+def leaf_kinds(tree, prefix: str = "") -> dict[str, str]:
+    """{"['h']": "float" | "int" | "bool"} of a (nested) dict of tensors, paths spelled like jax's keystr."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in leaf_kinds(sub, f"{prefix}[{key!r}]").items()}
+    if not isinstance(tree, torch.Tensor):
+        return {}
+    kind = "bool" if tree.dtype == torch.bool else "float" if tree.is_floating_point() else "int"
+    return {prefix: kind}
 
 
 def tree_leaves(tree) -> list:
