@@ -67,6 +67,17 @@ def test_recipe_mistakes_are_one_line_and_write_nothing(tmp_path, capsys, recipe
     assert not log_dir.exists()
 
 
+def test_every_shipped_recipe_passes_the_recipe_checks():
+    from pathlib import Path
+
+    from jax_tx.config.recipe import load_recipe
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "experiments" / "recipes").glob("*.json"))
+    assert len(paths) >= 20
+    for path in paths:
+        assert isinstance(load_recipe(path), dict)
+
+
 def test_flag_mistakes_are_one_line_and_write_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     cases = [
