@@ -12,11 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "experiments" / "recipes"
-WIDTH_FIELDS = ("d_model", "num_layers", "num_heads", "d_ff", "memory_len")
+ATTENTION = ("d_model", "num_layers", "num_heads", "d_ff")
+SIZE_FIELDS = {"gtrxl": ATTENTION + ("memory_len",), "trxl": ATTENTION + ("memory_len",),
+               "trxl_nvidia": ATTENTION + ("memory_len",), "sliding": ATTENTION + ("max_cache_size",),
+               "slot": ATTENTION + ("lstm_width",), "lstm": ("lstm_width",), "mlp": ("d_model",)}  # fmt: skip
+AGALITE_FIELDS = ATTENTION + ("head_dim", "eta", "num_oscillators")
+
+
+def size_fields(variant: str) -> tuple[str, ...]:
+    """The config fields that set a variant's size (the ones `jax-tx list` shows)."""
+    return SIZE_FIELDS.get(variant, AGALITE_FIELDS)
 
 
 def count_params(cfg) -> int:
@@ -40,7 +50,7 @@ def variant_rows() -> list[dict]:
             extra = dict(base_dim=4, slot_dim=3) if variant == "slot" else {}
             obs_dim = 4 + 3 * 3 if variant == "slot" else 4
             cfg = preset(variant, obs_dim, 3, size=size, **extra)
-            widths = {k: getattr(cfg, k) for k in WIDTH_FIELDS}
+            widths = {k: getattr(cfg, k) for k in size_fields(variant)}
             rows.append({"variant": variant, "size": size, **widths, "params": count_params(cfg)})
     return rows
 
@@ -63,8 +73,8 @@ def recipe_rows(directory: Path = RECIPE_DIR) -> list[dict]:
         except (OSError, ValueError):
             continue
         if isinstance(r, dict):
-            rows.append({"recipe": str(path), "variant": r.get("variant", "gtrxl"), "env": r.get("env", "tmaze"),
-                         "total_steps": r.get("total_steps")})  # fmt: skip
+            rows.append({"recipe": os.path.relpath(path), "variant": r.get("variant", "gtrxl"),
+                         "env": r.get("env", "tmaze"), "total_steps": r.get("total_steps")})  # fmt: skip
     return rows
 
 
@@ -83,13 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}:")
         for row in rows:
             if name == "variants":
-                w = " ".join(f"{k} {row[k]}" for k in WIDTH_FIELDS)
-                print(f"  {row['variant']:<18} {row['size']:<12} {w:<62} {row['params']:>11,} params")
+                w = ", ".join(f"{k} {row[k]}" for k in size_fields(row["variant"]))
+                print(f"  {row['variant']:<18} {row['size']:<12} {row['params']:>11,} params  {w}")
             elif name == "envs":
                 print(f"  {row['env']:<28} {row['about']}")
             else:
                 steps = f"{row['total_steps']:,} steps" if isinstance(row["total_steps"], int) else ""
-                print(f"  {row['recipe']:<58} {row['variant']:<14} {row['env']:<18} {steps}")
+                print(f"  {row['recipe']:<52} {row['variant']:<14} {row['env']:<16} {steps}")
     return 0
 
 
