@@ -5,7 +5,9 @@ weights to flax, run the same observations with resets through both twins for th
 chunks carrying memory, and record the max-abs difference of logits, values and every
 memory leaf, in float32 and float64, and the float64 gradient difference over all parameters.
 
-    python experiments/parity_report.py [--out experiments/results/parity.json]
+    python experiments/parity_report.py                       # print the table only
+    python experiments/parity_report.py --out my_parity.json  # also save it (refuses the tracked results
+                                                              # file unless --overwrite-tracked)
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ import platform
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+TRACKED = "experiments/results/parity.json"
+sys.path.insert(0, str(ROOT))
 
 from jax_tx import config  # noqa: E402
+from jax_tx.ppo.provenance import provenance  # noqa: E402
 from parity_tests import harness  # noqa: E402
 
 SMALL = dict(d_model=16, num_layers=2, num_heads=2, d_ff=32, memory_len=4, d_head=8)
@@ -36,8 +41,11 @@ def small_config(variant: str) -> config.PolicyConfig:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="experiments/results/parity.json")
+    parser.add_argument("--out", help="save the numbers as JSON here (default: print only)")
+    parser.add_argument("--overwrite-tracked", action="store_true", help=f"allow --out {TRACKED}")
     args = parser.parse_args(argv)
+    if args.out and Path(args.out).resolve() == (ROOT / TRACKED).resolve() and not args.overwrite_tracked:
+        parser.error(f"{TRACKED} is the tracked result file; pass --overwrite-tracked to replace it")
     results = {}
     for variant in config.VARIANTS:
         cfg = small_config(variant)
@@ -51,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{variant:<18} fp32 max-abs {row['float32']['max']:.2e}   fp64 max-abs {row['float64']['max']:.2e}"
             f"   fp64 grad max-abs {row['grad_float64_max']:.2e}"
         )
-    payload = {"machine": f"{platform.machine()} CPU, {platform.python_version()}", "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(payload, indent=2))
-    print(f"saved {args.out}")
+    payload = {"machine": f"{platform.machine()} CPU, {platform.python_version()}", "provenance": provenance(),
+               "results": results}  # fmt: skip
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(payload, indent=2))
+        print(f"saved {args.out}")
     return 0
 
 

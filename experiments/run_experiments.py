@@ -110,11 +110,22 @@ def run(task: str, variant: str, seed: int) -> dict:
         "seed": seed,
         "env_steps": res.iteration * tcfg.steps_per_iteration,
         "final_success": round(res.final_success, 3),
-        "sps": round(res.sps),
+        "sps": round(res.sps) if res.sps == res.sps else "",
         "wall_s": round(res.wall_s, 1),
         "machine": MACHINE,
         "python": platform.python_version(),
+        "versions": versions_line(),
     }
+
+
+def versions_line() -> str:
+    """jax / jaxlib / flax / optax / orbax / torch versions, CPU or GPU model and git commit, for the tables."""
+    from jax_tx.ppo.provenance import provenance
+
+    p = provenance()
+    libs = ", ".join(f"{k} {p[k]}" for k in ("jax", "jaxlib", "flax", "optax", "orbax", "torch"))
+    commit = (p["git_commit"] or "-")[:10] + ("+" if p["git_dirty"] else "")
+    return f"{libs}; {'; '.join(p['devices'])}; {p['cpu']}; git {commit}"
 
 
 def append_result(row: dict) -> None:

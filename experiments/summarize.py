@@ -36,14 +36,16 @@ def main() -> int:
     with open(RESULTS / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     lines = [
-        "| task | env | variant | seed | env steps | final success | SPS (steady) | wall time (s) | machine |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | env | variant | seed | env steps | final success | SPS (steady) | wall time (s) | machine "
+        "| versions |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         sps = steady_sps(RESULTS / r["task"] / f"{r['variant']}-s{r['seed']}.csv")
         lines.append(
             f"| {r['task']} | {r['env']} | {r['variant']} | {r['seed']} | {int(r['env_steps']):,} | "
-            f"{float(r['final_success']):.3f} | {sps:,.0f} | {float(r['wall_s']):.0f} | {r['machine']} |"
+            f"{float(r['final_success']):.3f} | {sps:,.0f} | {float(r['wall_s']):.0f} | {r['machine']} | "
+            f"{r.get('versions') or 'not recorded'} |"
         )
     (RESULTS / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -7,11 +7,14 @@ from typing import Any
 
 
 def parse_env_kw(items: list[str], subcommand: str) -> dict[str, Any]:
-    """["corridor_length=8", "name=abc"] -> {"corridor_length": 8, "name": "abc"} (values as JSON, else strings)."""
+    """["corridor_length=8", "name=abc"] -> {"corridor_length": 8, "name": "abc"} (values as JSON, else strings).
+
+    ValueError for an item without "=" (the subcommands print it as one line, exit 2).
+    """
     out = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"jax-tx {subcommand}: --env-kw {item!r} must be KEY=VALUE, e.g. corridor_length=8")
+            raise ValueError(f"--env-kw {item!r} must be KEY=VALUE, e.g. corridor_length=8")
         k, v = item.split("=", 1)
         try:
             out[k] = json.loads(v)

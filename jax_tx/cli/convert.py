@@ -43,6 +43,7 @@ from jax_tx.io.formats import (
     read,
     remove,
     sidecar,
+    sweep_dir,
     sweep_stale,
     temp_sibling,
     write,
@@ -207,6 +208,19 @@ def verify_conversion(src_fmt: str, reference: dict, written: dict, cfg: PolicyC
     return worst <= tol
 
 
+def report_rounding(src_fmt: str, canonical: dict, written: dict, cfg: PolicyConfig, out_dtype: str) -> float:
+    """Print (and return) the twins' difference between the original weights and the stored (rounded) ones."""
+    from jax_tx.io.verify import verify_twins
+
+    flax_side, torch_side = (canonical, written) if src_fmt in FLAX_FORMATS else (written, canonical)
+    worst = max(verify_twins(cfg, convert_to_torch(torch_side, cfg), flax_side).values())
+    print(
+        f"verify: vs the original {compute_dtype(cfg)} weights (before rounding to {out_dtype}): worst {worst:.3e} "
+        f"(the {out_dtype} rounding, reported, not checked against --tol)"
+    )
+    return worst
+
+
 def run(args: argparse.Namespace) -> int:
     """Convert args.src to args.dst; raises ConvertError; returns 1 when --verify fails."""
     src, dst = args.src, args.dst
@@ -218,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
     sweep_stale(dst)
     if dst_fmt == "msgpack":
         sweep_stale(sidecar(dst))
+    sweep_dir(dst.absolute().parent)  # temporaries of killed conversions into other DSTs of this directory
     if (dst.exists() or dst.is_symlink()) and not args.force:
         raise ConvertError(f"{dst} exists; pass --force to replace it, or choose another DST")
     if not dst.absolute().parent.is_dir():
@@ -240,9 +255,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {note}")
         try:
             stored = storage_tree(canonical, out_dtype)
-            for note in write(dst_fmt, tmp, stored, cfg, config_tmp, loaded):
+            with signals_deferred():  # a SIGTERM inside orbax's async write would hang it: act after it
+                notes = write(dst_fmt, tmp, stored, cfg, config_tmp, loaded)
+                back = read(tmp, dst_fmt, config_path=config_tmp)
+            for note in notes:
                 print(f"note: {note}")
-            back = read(tmp, dst_fmt, config_path=config_tmp)
             same_cfg = back.cfg == cfg or dst_fmt == "metta"  # Metta's spec does not carry every jax_tx field
             if not same_cfg or not _trees_equal(as_flax(back, cfg, out_dtype), stored):
                 raise ConvertError(f"{dst} did not read back identically after writing; the disk may be full")
@@ -254,12 +271,16 @@ def run(args: argparse.Namespace) -> int:
                 ):
                     print(f"not written: {dst} (the conversion failed verification)", file=sys.stderr)
                     return 1
+                if out_dtype != compute_dtype(cfg):
+                    report_rounding(src_fmt, canonical, written, cfg, out_dtype)
             if os.environ.get(PAUSE_ENV):
                 print(f"pausing {os.environ[PAUSE_ENV]}s before the rename", file=sys.stderr, flush=True)
                 time.sleep(float(os.environ[PAUSE_ENV]))
+            if dst_fmt == "msgpack":  # weights first, then their config: a kill between leaves no orphan sidecar
+                remove(sidecar(dst))  # and never pairs new weights with the config of the replaced ones
+            commit(tmp, dst, args.force)
             if dst_fmt == "msgpack":
                 commit(config_tmp, sidecar(dst), force=True)
-            commit(tmp, dst, args.force)
         finally:
             remove(tmp)
             remove(config_tmp)
@@ -290,6 +311,9 @@ def _trees_equal(a: dict, b: dict) -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `jax-tx convert`; returns the exit code (0 ok, 1 verify failed, 2 error)."""
     args = parse_args(sys.argv[1:] if argv is None else list(argv))
+    from jax_tx.io.recovery import quiet_orbax_noise
+
+    quiet_orbax_noise()  # a damaged orbax SRC: no tensorstore tracebacks after our one-line error
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: keep the handler as it is
         previous = signal.signal(signal.SIGTERM, _terminate)
@@ -306,7 +330,25 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+_DEFERRED = {"depth": 0, "signum": None}
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGTERM while orbax writes or reads (it would hang there); exit 128 + signum right after."""
+    _DEFERRED["depth"] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED["depth"] -= 1
+    if _DEFERRED["depth"] == 0 and _DEFERRED["signum"] is not None:
+        raise SystemExit(128 + _DEFERRED["signum"])
+
+
 def _terminate(signum, frame) -> None:
+    if _DEFERRED["depth"]:
+        _DEFERRED["signum"] = signum
+        return
     raise SystemExit(128 + signum)  # unwinds through run()'s cleanup of the temporary DST
 
 

@@ -3,6 +3,9 @@
     jax-tx eval runs/tmaze                  # a training run directory (uses runs/tmaze/checkpoints)
     jax-tx eval runs/tmaze/checkpoints --step 200 --episodes 500 --sample
     jax-tx eval converted_ckpt --env tmaze --env-kw corridor_length=8   # a checkpoint without a train config
+    jax-tx eval runs/tmaze --env-kw corridor_length=40      # the training env with these kwargs changed
+
+Without --step the newest intact step is used (a damaged newer step is named in a warning).
 
 Each of `episodes` parallel envs plays its first episode (every episode ends by env.max_steps);
 actions are greedy (argmax) unless --sample.
@@ -26,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", action="store_true", help="sample actions instead of argmax")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--env", help="environment (default: the one the run trained on)")
-    p.add_argument("--env-kw", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--env-kw", action="append", default=[], metavar="KEY=VALUE",
+                   help="env kwarg (JSON value); without --env it changes the training env's kwargs")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print one JSON line")
     return p
 
@@ -35,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     from jax_tx.cli.common import parse_env_kw
     from jax_tx.envs import make_env
-    from jax_tx.io import checkpoint
+    from jax_tx.io import checkpoint, recovery
     from jax_tx.models.policy import make_policy
     from jax_tx.ppo.evaluate import run_episodes
 
@@ -43,13 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     if (path / "checkpoints").is_dir():
         path = path / "checkpoints"
     try:
-        r = checkpoint.restore(path, args.step)
+        r = recovery.restore_intact(path, args.step, warn=lambda m: print(m, file=sys.stderr))
         train_cfg = r.extra_json.get("train_config", {})
         env_name = args.env or train_cfg.get("env")
         if env_name is None:
             raise ValueError(f"{path} stores no training env; pass --env NAME (and --env-kw KEY=VALUE)")
-        env_kwargs = parse_env_kw(args.env_kw, "eval") if args.env else dict(train_cfg.get("env_kwargs", {}))
-        env = make_env(env_name, **env_kwargs)
+        given = parse_env_kw(args.env_kw, "eval")
+        env_kwargs = given if args.env else {**train_cfg.get("env_kwargs", {}), **given}
+        try:
+            env = make_env(env_name, **env_kwargs)
+        except TypeError as e:
+            raise ValueError(f"env {env_name!r} with {env_kwargs}: {e}") from None
         if (env.obs_dim, env.num_actions) != (r.cfg.obs_dim, r.cfg.num_actions):
             raise ValueError(
                 f"env {env_name!r} has obs_dim={env.obs_dim}, num_actions={env.num_actions}; the policy expects "
@@ -69,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         "step": r.step,
         "variant": r.cfg.variant,
         "env": env_name,
+        "env_kwargs": env_kwargs,
         "episodes": int(done.sum()),
         "mean_return": float(out["return"][done].mean()) if done.any() else float("nan"),
         "success_rate": float(out["success"][done].mean()) if done.any() else float("nan"),
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "policy": "sample" if args.sample else "greedy",
     }
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in summary.items()}))
     else:
         print(
             f"{summary['variant']} on {env_name} (step {r.step}, {summary['policy']}): {summary['episodes']} episodes, "

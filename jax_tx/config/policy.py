@@ -261,6 +261,7 @@ def validate(cfg: PolicyConfig) -> None:
         v = getattr(cfg, name)
         _require(isinstance(v, (int, float)) and 0.0 <= v < 1.0, name, v, "must be in [0, 1)")
     _require(cfg.layer_norm_eps > 0, "layer_norm_eps", cfg.layer_norm_eps, "must be > 0")
+    _require(cfg.agalite_eps > 0, "agalite_eps", cfg.agalite_eps, "must be > 0 (it keeps the normaliser from 0/0)")
     _require(cfg.dtype in DTYPES, "dtype", cfg.dtype, f"must be one of {DTYPES}")
     _require(cfg.gating in GATINGS, "gating", cfg.gating, f"must be one of {GATINGS}")
     _require(cfg.pooling in POOLINGS, "pooling", cfg.pooling, f"must be one of {POOLINGS}")

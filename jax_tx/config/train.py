@@ -10,6 +10,7 @@ from typing import Any
 from jax_tx.config.policy import SCHEMA_VERSION, ConfigError, PolicyConfig, _require
 
 OPTIMIZERS = ("adam", "adamw")
+ON_NONFINITE = ("stop", "skip")
 LR_SCHEDULES = ("cosine", "linear", "constant")
 
 
@@ -74,9 +75,10 @@ class PPOConfig:
         for name in ("vf_clip_coef", "vf_clip_coef_final", "vf_coef", "ent_coef", "ent_coef_final", "learning_rate"):
             v = getattr(self, name)
             _require(v >= 0, name, v, "must be >= 0")
-        for name in ("lr_final", "weight_decay", "max_grad_norm"):
+        for name in ("lr_final", "weight_decay"):
             v = getattr(self, name)
             _require(v >= 0, name, v, "must be >= 0")
+        _require(self.max_grad_norm > 0, "max_grad_norm", self.max_grad_norm, "must be > 0 (0 would zero every update)")
         _require(0 <= self.adam_b1 < 1, "adam_b1", self.adam_b1, "must be in [0, 1)")
         _require(0 <= self.adam_b2 < 1, "adam_b2", self.adam_b2, "must be in [0, 1)")
         _require(self.optimizer in OPTIMIZERS, "optimizer", self.optimizer, f"must be one of {OPTIMIZERS}")
@@ -112,9 +114,14 @@ class TrainConfig:
     iterations_per_call: int = 1
     """Iterations fused under one jitted lax.scan between two Python logging points."""
     log_dir: str = "runs/default"
-    checkpoint_every: int = 0
-    """Save a checkpoint every N iterations (and at the end); 0: only at the end."""
+    checkpoint_every: int = 100
+    """Save a checkpoint at every multiple of N iterations (and at the end); 0: not by iterations."""
     eval_episodes: int = 0
+    checkpoint_minutes: float = 5.0
+    """Also save a checkpoint when this many wall minutes passed since the last one; 0: not by time."""
+    on_nonfinite: str = "stop"
+    """A non-finite observation, reward, loss, gradient or parameter: stop (exit 3, nothing non-finite saved)
+    or skip (drop that update, count it)."""
 
     @property
     def steps_per_iteration(self) -> int:
@@ -140,7 +147,18 @@ class TrainConfig:
             _require(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive int")
         for name in ("checkpoint_every", "eval_episodes"):
             v = getattr(self, name)
-            _require(isinstance(v, int) and v >= 0, name, v, "must be an int >= 0")
+            _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v, "must be an int >= 0")
+        m = self.checkpoint_minutes
+        _require(isinstance(m, (int, float)) and not isinstance(m, bool) and m >= 0, "checkpoint_minutes", m,
+                 "must be >= 0 (0: no checkpoints by time)")  # fmt: skip
+        _require(self.on_nonfinite in ON_NONFINITE, "on_nonfinite", self.on_nonfinite, f"must be one of {ON_NONFINITE}")
+        _require(
+            self.total_steps >= self.steps_per_iteration,
+            "total_steps",
+            self.total_steps,
+            f"must be >= num_envs*rollout_steps={self.steps_per_iteration} (one iteration); raise it or use "
+            f"fewer --num-envs / --rollout-steps",
+        )
         h = self.ppo.bptt_horizon
         _require(
             self.rollout_steps % h == 0, "rollout_steps", self.rollout_steps, f"must be a multiple of bptt_horizon={h}"
@@ -167,6 +185,7 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d)
         d.pop("schema_version", None)
+        d.pop("provenance", None)  # written beside the config in LOG_DIR/config.json
         d = _known_fields(cls, d, "train")
         d["policy"] = PolicyConfig.from_dict(d["policy"])
         d["ppo"] = PPOConfig.from_dict(d.get("ppo", {}))

@@ -105,6 +105,22 @@ def _flatten(obs: Any) -> jax.Array:
     return jnp.asarray(obs).astype(jnp.float32).reshape(-1)
 
 
+def _check_param_value(env_id: str, name: str, current: Any, value: Any) -> None:
+    """ValueError unless `value` has the kind (bool / int / float) of the EnvParams field it replaces."""
+    try:
+        dtype = np.asarray(current).dtype
+    except (TypeError, ValueError):
+        return
+    kind = {"b": bool, "i": int, "u": int, "f": float}.get(dtype.kind)
+    if kind is None or np.ndim(current) != 0:
+        return
+    ok = isinstance(value, bool) if kind is bool else isinstance(value, (int, float) if kind is float else int)
+    if not ok or (kind is not bool and isinstance(value, bool)):
+        raise ValueError(
+            f"gymnax:{env_id} param {name}={value!r} must be a {kind.__name__} like its default {current!r}"
+        )
+
+
 def make_gymnax(env_id: str, success_return: float | None = None, **kwargs) -> GymnaxEnv:
     """Build the adapter for gymnax env `env_id` (without the "gymnax:" prefix); kwargs as in the module doc."""
     gymnax = import_gymnax()
@@ -122,6 +138,8 @@ def make_gymnax(env_id: str, success_return: float | None = None, **kwargs) -> G
                 f"gymnax:{env_id} does not accept {sorted(ctor_kwargs)} ({err}); its params fields are "
                 f"{sorted(param_fields)}, the rest must be constructor arguments"
             ) from err
+    for k, v in param_kwargs.items():
+        _check_param_value(env_id, k, getattr(params, k), v)
     params = params.replace(**param_kwargs)
     action_space = probe_env.action_space(params)
     if not hasattr(action_space, "n"):

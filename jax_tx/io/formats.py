@@ -296,3 +296,17 @@ def commit(tmp: Path, dst: Path, force: bool) -> None:
     os.replace(dst, old)
     os.replace(tmp, dst)
     remove(old)
+
+
+def sweep_dir(directory: Path) -> None:
+    """sweep_stale for every DST in `directory` that a killed conversion left temporaries of."""
+    if not directory.is_dir():
+        return
+    names = set()
+    for entry in directory.iterdir():
+        for tag in (TMP_TAG, OLD_TAG):
+            head, sep, pid = entry.name.partition(tag)
+            if sep and head.startswith(".") and len(head) > 1 and pid.isdigit():
+                names.add(head[1:])
+    for name in sorted(names):
+        sweep_stale(directory / name)

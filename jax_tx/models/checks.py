@@ -89,3 +89,17 @@ def check_memory_keys(variant: str, expected: Sequence[str], got: Sequence[str])
             f"memory for variant {variant!r} must have keys {sorted(expected)}, got {sorted(got)}; "
             f"build it with initial_memory(cfg, batch)"
         )
+
+
+def check_memory_kinds(variant: str, expected: dict[str, str], got: dict[str, str]) -> None:
+    """Each memory leaf must have the kind ("float", "int", "bool") of the leaf initial_memory builds.
+
+    `expected` / `got` map a leaf's path to its kind; an int32 memory would otherwise come back as int32.
+    """
+    bad = sorted(k for k in expected if k in got and got[k] != expected[k])
+    if bad:
+        k = bad[0]
+        raise ValueError(
+            f"memory leaf {k} of variant {variant!r} is {got[k]} but must be {expected[k]}; "
+            f"build the memory with initial_memory(cfg, batch) or carry the memory the policy returned"
+        )

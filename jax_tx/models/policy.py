@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jax_tx.config import PolicyConfig
-from jax_tx.models.checks import check_memory_keys, check_policy_inputs, check_token_values
+from jax_tx.models.checks import check_memory_keys, check_memory_kinds, check_policy_inputs, check_token_values
 from jax_tx.models.encoders import encode, example_obs
 from jax_tx.models.registry import variant_module as registry_variant_module
 from jax_tx.nn.common import compute_dtype, dense, param_dtype, state_dtype
@@ -61,7 +61,9 @@ class Policy(nn.Module):
         if cfg.encoder == "tokens" and not isinstance(obs, jax.core.Tracer):
             check_token_values(cfg, np.asarray(obs))
         module = variant_module(cfg.variant)
-        check_memory_keys(cfg.variant, list(jax.eval_shape(lambda: module.initial_memory(cfg, 1))), list(memory))
+        template = jax.eval_shape(lambda: module.initial_memory(cfg, 1))
+        check_memory_keys(cfg.variant, list(template), list(memory))
+        check_memory_kinds(cfg.variant, leaf_kinds(template), leaf_kinds(memory))
         reset = jnp.asarray(reset).astype(bool)
         x = encode(cfg, obs, "encoder")
         if cfg.aux_tokens:
@@ -85,6 +87,17 @@ class Policy(nn.Module):
         c = critic_act(dense(cfg, cfg.critic_hidden, "critic_fc", kernel_init=orthogonal(math.sqrt(2)))(y))
         value = dense(cfg, 1, "critic_out", kernel_init=orthogonal(1.0))(c)[..., 0]
         return PolicyOutput(logits.astype(out_dtype), value.astype(out_dtype)), memory
+
+
+def leaf_kinds(tree) -> dict[str, str]:
+    """{leaf path: "float" | "int" | "bool"} of a pytree of arrays (or shape/dtype structs)."""
+
+    def kind(x) -> str:
+        dtype = jnp.dtype(x.dtype)
+        return "bool" if dtype == jnp.bool_ else "float" if jnp.issubdtype(dtype, jnp.inexact) else "int"
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return {jax.tree_util.keystr(p): kind(x) for p, x in leaves if hasattr(x, "dtype")}
 
 
 def make_policy(cfg: PolicyConfig) -> nn.Module:

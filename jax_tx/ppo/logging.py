@@ -3,7 +3,7 @@
     LOG_DIR/config.json     the fully resolved TrainConfig
     LOG_DIR/metrics.csv     one row per iteration (iteration, env_steps, wall_s, sps, metrics...)
     LOG_DIR/tb/             TensorBoard event files (same scalars)
-    LOG_DIR/curve.png       success rate and episode return against env steps
+    LOG_DIR/curve.png       success rate, episode return and loss against env steps
     LOG_DIR/checkpoints/    orbax checkpoints (jax_tx.io.checkpoint)
 
 On resume the CSV keeps its rows up to the restored iteration and continues after them.
@@ -33,6 +33,7 @@ METRIC_KEYS = (
     "ent_coef",
     "clip_coef",
     "vf_clip_coef",
+    "nonfinite",
 )
 COLUMNS = ("iteration", "env_steps", "wall_s", "sps") + METRIC_KEYS
 
@@ -67,8 +68,28 @@ class RunLogger:
         from tqdm import tqdm
 
         self._bar = tqdm(
-            total=total_iterations, initial=start_iteration, unit="it", disable=not progress, file=sys.stdout
+            total=total_iterations,
+            initial=start_iteration,
+            unit="it",
+            disable=not progress,
+            file=sys.stdout,
+            smoothing=0,  # rate = iterations since restart_clock() / time since then: a steady ETA
         )
+
+    def restart_clock(self, pending: int = 0) -> None:
+        """Time the bar's rate (and ETA) from now, not counting the `pending` iterations about to be logged.
+
+        Called right after the call that compiled, so its compile time never enters the ETA.
+        """
+        import time
+
+        now = time.time()
+        self._bar.start_t = self._bar.last_print_t = now  # no redraw while the pending rows are logged
+        self._bar.initial = self._bar.last_print_n = self._bar.n + pending
+
+    def note(self, message: str) -> None:
+        """Print a line without breaking the progress bar."""
+        self._bar.write(message, file=sys.stdout)
 
     def log(self, iteration: int, env_steps: int, wall_s: float, sps: float, metrics: dict[str, float]) -> None:
         row = {"iteration": iteration, "env_steps": env_steps, "wall_s": wall_s, "sps": sps}
@@ -110,26 +131,47 @@ def final_success(rows: list[dict[str, float]], last: int = 10) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
-def plot_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike, title: str = "") -> Path:
+def curve_figure(rows: list[dict[str, float]], title: str = ""):
+    """Success rate, episode return and loss against env steps; x ticks in k / M, at most 5 per panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter, MaxNLocator
 
-    rows = read_csv(csv_path)
     steps = [r["env_steps"] for r in rows]
     window = max(1, len(rows) // 50)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.plot(steps, smooth([r["success"] for r in rows], window))
-    ax1.set_ylim(-0.02, 1.02)
-    ax1.set_ylabel("success rate")
-    ax2.plot(steps, smooth([r["episode_return"] for r in rows], window), color="tab:orange")
-    ax2.set_ylabel("episode return")
-    for ax in (ax1, ax2):
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    panels = (("success", "success rate", "tab:blue"), ("episode_return", "episode return", "tab:orange"),
+              ("loss", "PPO loss", "tab:green"))  # fmt: skip
+    for ax, (key, label, color) in zip(axes, panels, strict=True):
+        ax.plot(steps, smooth([r.get(key, math.nan) for r in rows], window), color=color)
+        ax.set_ylabel(label)
         ax.set_xlabel("env steps")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.grid(alpha=0.3)
+    axes[0].set_ylim(-0.02, 1.02)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_curve(csv_path: str | os.PathLike, png_path: str | os.PathLike, title: str = "") -> Path:
+    import matplotlib.pyplot as plt
+
+    fig = curve_figure(read_csv(csv_path), title)
     fig.savefig(png_path, dpi=100)
     plt.close(fig)
     return Path(png_path)
+
+
+def json_safe(obj):
+    """obj with every NaN / inf float replaced by None (strict JSON has no NaN)."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj

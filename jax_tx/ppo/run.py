@@ -1,11 +1,17 @@
 """The Python training loop: jitted iterations, logging, checkpoints, exact resume.
 
     result = fit(tcfg)                                  # a fresh run into tcfg.log_dir
-    result = fit(None, resume="runs/x")                 # continue runs/x from its latest checkpoint
+    result = fit(None, resume="runs/x")                 # continue runs/x from its newest intact checkpoint
+    result = fit(None, resume="runs/x", step=40)        # ... from step 40 (newer steps are moved aside)
 
 A checkpoint holds the policy params and config plus the whole TrainState (optimizer state,
 env state, observation, memory, RNG key, iteration) and the TrainConfig, so a run stopped at
 iteration k and resumed reaches iteration n with the same parameters as an uninterrupted run.
+
+Guards: one live run per log dir (LOG_DIR/.lock); checkpoints at multiples of checkpoint_every
+and every checkpoint_minutes; SIGINT / SIGTERM finish the current compiled call, checkpoint and
+raise Interrupted (exit 130 / 143); a non-finite value (jax_tx.ppo.guards) raises NonFiniteError
+(exit 3) or skips the update; nothing non-finite is ever saved.
 """
 
 from __future__ import annotations
@@ -20,12 +26,24 @@ import jax
 import numpy as np
 
 from jax_tx.config import TrainConfig
-from jax_tx.io import checkpoint
+from jax_tx.io import checkpoint, recovery
+from jax_tx.ppo import guards
 from jax_tx.ppo.evaluate import run_episodes
-from jax_tx.ppo.logging import RunLogger, final_success, plot_curve, read_csv
+from jax_tx.ppo.interrupts import Interrupted, StopSignals, signal_name
+from jax_tx.ppo.logging import RunLogger, final_success, json_safe, plot_curve, read_csv
+from jax_tx.ppo.provenance import provenance
+from jax_tx.ppo.runlock import RunLock
 from jax_tx.ppo.trainer import Trainer, TrainState
 
 CKPT_SUBDIR = "checkpoints"
+SUPERSEDED_SUBDIR = "superseded"
+"""Steps newer than the one a run resumed from are moved here (never deleted)."""
+
+
+class NonFiniteError(RuntimeError):
+    """Training met a non-finite value with on_nonfinite='stop'; the message names iteration, value, resume."""
+
+    exit_code = 3
 
 
 @dataclasses.dataclass
@@ -38,6 +56,8 @@ class RunResult:
     wall_s: float
     log_dir: Path
     curve: Path | None
+    skipped_updates: int = 0
+    status: str = "completed"
 
 
 def _state_extra(state: TrainState) -> dict:
@@ -65,13 +85,32 @@ def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
         for i, t in enumerate(leaves)
     ]
     opt_state, carry, key, iteration = jax.tree_util.tree_unflatten(treedef, restored)
+    # orbax returns params committed to a device, the rest is not: make all alike (as trainer.init does),
+    # else the first call compiles for the mix and the second again for the all-committed outputs
+    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(np.asarray(x)), params)
     return TrainState(params=params, opt_state=opt_state, carry=carry, key=key, iteration=iteration)
 
 
-def save_state(ckpt_dir: Path, tcfg: TrainConfig, state: TrainState) -> int:
+def state_is_finite(state: TrainState) -> bool:
+    """The learned state (params and optimizer state) is finite in every floating leaf.
+
+    The env carry is not checked: with on_nonfinite='skip' it may hold a NaN reward or observation
+    that the skipped updates never learned from.
+    """
+    return all(
+        np.isfinite(a).all()
+        for a in map(np.asarray, jax.tree_util.tree_leaves((state.params, state.opt_state)))
+        if np.issubdtype(a.dtype, np.inexact)
+    )
+
+
+def save_state(ckpt_dir: Path, tcfg: TrainConfig, state: TrainState) -> int | None:
+    """Save `state` as step state.iteration (kept if that step exists); None, nothing written, if it is not finite."""
     it = int(state.iteration)
     if it in checkpoint.all_steps(ckpt_dir):
         return it
+    if not state_is_finite(state):
+        return None
     checkpoint.save(
         ckpt_dir,
         it,
@@ -83,93 +122,212 @@ def save_state(ckpt_dir: Path, tcfg: TrainConfig, state: TrainState) -> int:
     return it
 
 
-def load_train_config(run_dir: str | Path, step: int | None = None) -> TrainConfig:
-    r = checkpoint.restore(Path(run_dir) / CKPT_SUBDIR, step)
-    if "train_config" not in r.extra_json:
+def restore_run(run_dir: str | Path, step: int | None = None, warn=print) -> tuple[TrainConfig, checkpoint.Restored]:
+    """(TrainConfig, Restored) of `step` (None: the newest intact step, damaged newer ones named in a warning)."""
+    r = recovery.restore_intact(Path(run_dir) / CKPT_SUBDIR, step, warn=warn)
+    if "train_config" not in r.extra_json or "train_state" not in r.extra:
         raise checkpoint.CheckpointError(
             f"{run_dir}: checkpoint has no train_config; it was not written by jax-tx train"
         )
-    return TrainConfig.from_dict(r.extra_json["train_config"])
+    return TrainConfig.from_dict(r.extra_json["train_config"]), r
+
+
+def load_train_config(run_dir: str | Path, step: int | None = None) -> TrainConfig:
+    return restore_run(run_dir, step)[0]
 
 
 def restore_state(run_dir: str | Path, trainer: Trainer, step: int | None = None) -> TrainState:
-    template = trainer.init()
-    r = checkpoint.restore(Path(run_dir) / CKPT_SUBDIR, step)
-    return _state_from_extra(template, r.params, r.extra["train_state"])
+    r = restore_run(run_dir, step)[1]
+    return _state_from_extra(trainer.init(), r.params, r.extra["train_state"])
 
 
-def _run_blocks(trainer: Trainer, state: TrainState, stop: int, on_metrics):
-    """Advance to iteration `stop`: full lax.scan blocks, then single iterations for any remainder."""
-    ipc = trainer.tcfg.iterations_per_call
-    while int(state.iteration) < stop:
-        remaining = stop - int(state.iteration)
-        fn = trainer.run if remaining >= ipc else trainer.run_one
-        compiled = fn._cache_size() > 0
-        t0 = time.perf_counter()
-        state, metrics = fn(state)
-        metrics = jax.tree_util.tree_map(np.asarray, jax.block_until_ready(metrics))
-        on_metrics(state, metrics, time.perf_counter() - t0, compiled)
-    return state
+def check_log_dir(log_dir: Path, fresh: bool) -> None:
+    """ValueError when `log_dir` cannot take this run: a file, or (fresh) it holds another run's outputs."""
+    if log_dir.exists() and not log_dir.is_dir():
+        raise ValueError(f"--log-dir {log_dir} is a file; choose a directory path (nothing was written)")
+    if not fresh:
+        return
+    steps = checkpoint.all_steps(log_dir / CKPT_SUBDIR)
+    if steps:
+        raise checkpoint.CheckpointError(
+            f"{log_dir} already holds checkpoints {steps}; continue it with --resume "
+            f"{log_dir} or choose another --log-dir (nothing was overwritten)"
+        )
+    csv_path = log_dir / "metrics.csv"
+    if csv_path.is_file() and len(csv_path.read_text().splitlines()) > 1:
+        raise ValueError(
+            f"{csv_path} holds the metrics of an earlier run that left no checkpoint; choose another --log-dir "
+            f"or delete it (nothing was overwritten)"
+        )
+
+
+def check_stop(stop_at: int | None, start: int, total: int) -> int:
+    """The iteration to stop at: num_iterations, or --stop-at-iteration (>= 1 and past the start)."""
+    if stop_at is None:
+        return total
+    if stop_at < 1:
+        raise ValueError(f"--stop-at-iteration must be >= 1, got {stop_at}")
+    if stop_at <= start:
+        raise ValueError(f"--stop-at-iteration {stop_at}: the run is already at iteration {start}; pass a larger one")
+    return min(stop_at, total)
+
+
+def next_pause(it: int, stop: int, every: int) -> int:
+    """Where the compiled calls pause next: the next multiple of `every` (0: none), or `stop`."""
+    return min(stop, (it // every + 1) * every) if every else stop
+
+
+def supersede_newer(log_dir: Path, step: int, echo) -> None:
+    """Move checkpoint steps newer than `step` to LOG_DIR/superseded/ (a resume from `step` rewrites them)."""
+    newer = [s for s in checkpoint.all_steps(log_dir / CKPT_SUBDIR) if s > step]
+    if not newer:
+        return
+    dest = log_dir / SUPERSEDED_SUBDIR / time.strftime("%Y%m%d-%H%M%S")
+    dest.mkdir(parents=True, exist_ok=True)
+    for s in newer:
+        (log_dir / CKPT_SUBDIR / str(s)).rename(dest / str(s))
+    echo(f"warning: resuming from step {step}: moved the newer steps {newer} to {dest}")
+
+
+def write_config(log_dir: Path, tcfg: TrainConfig) -> None:
+    (log_dir / "config.json").write_text(json.dumps({**tcfg.to_dict(), "provenance": provenance()}, indent=2) + "\n")
 
 
 def fit(
     tcfg: TrainConfig | None,
     *,
     resume: str | Path | None = None,
+    step: int | None = None,
     stop_at: int | None = None,
     progress: bool = True,
     echo=print,
+    overrides: dict | None = None,
 ) -> RunResult:
-    """Train tcfg (or resume the run in `resume`) up to num_iterations (or `stop_at`)."""
+    """Train tcfg (or resume the run in `resume`, at `step`) up to num_iterations (or `stop_at`).
+
+    `overrides` (resume only) replaces TrainConfig fields that do not change the run's numbers,
+    e.g. {"on_nonfinite": "skip"}. Raises ValueError / CheckpointError / RunLocked before writing
+    anything, NonFiniteError on a non-finite value (on_nonfinite='stop'), Interrupted on a signal.
+    """
+    RunLock(Path(tcfg.log_dir if resume is None else resume)).check()  # a live run there: refuse first
+    restored = None
     if resume is not None:
-        tcfg = load_train_config(resume)
-        tcfg = tcfg.replace(log_dir=str(resume))
+        tcfg, restored = restore_run(resume, step, warn=echo)
+        tcfg = tcfg.replace(log_dir=str(resume), **(overrides or {}))
+    log_dir = Path(tcfg.log_dir)
+    check_log_dir(log_dir, fresh=resume is None)
+    start = 0 if restored is None else restored.step
+    stop = check_stop(stop_at, start, tcfg.num_iterations)
+    with RunLock(log_dir, warn=echo), StopSignals(echo) as signals:
+        if restored is not None:
+            supersede_newer(log_dir, restored.step, echo)
+        return _fit_locked(tcfg, restored, stop, progress, echo, signals)
+
+
+def _fit_locked(tcfg: TrainConfig, restored, stop: int, progress: bool, echo, signals: StopSignals) -> RunResult:
     log_dir = Path(tcfg.log_dir)
     ckpt_dir = log_dir / CKPT_SUBDIR
-    if resume is None and checkpoint.all_steps(ckpt_dir):
-        raise checkpoint.CheckpointError(
-            f"{log_dir} already holds checkpoints {checkpoint.all_steps(ckpt_dir)}; continue it with --resume "
-            f"{log_dir} or choose another --log-dir (nothing was overwritten)"
-        )
+    total, steps_per_it, ipc = tcfg.num_iterations, tcfg.steps_per_iteration, tcfg.iterations_per_call
     echo("resolved config:\n" + tcfg.to_json())
-    log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / "config.json").write_text(tcfg.to_json() + "\n")
+    if tcfg.total_steps != total * steps_per_it:
+        echo(f"note: total_steps={tcfg.total_steps:,} is not a multiple of num_envs*rollout_steps={steps_per_it}: "
+             f"training {total} iterations = {total * steps_per_it:,} env steps")  # fmt: skip
+    write_config(log_dir, tcfg)
     trainer = Trainer(tcfg)
-    state = restore_state(resume, trainer) if resume is not None else trainer.init()
+    state = trainer.init()
+    if restored is not None:
+        state = _state_from_extra(state, restored.params, restored.extra["train_state"])
+        echo(f"resumed {log_dir} at iteration {restored.step} of {total}")
     start = int(state.iteration)
-    total = tcfg.num_iterations
-    stop = total if stop_at is None else min(stop_at, total)
-    if resume is not None:
-        echo(f"resumed {log_dir} at iteration {start} of {total}")
     logger = RunLogger(log_dir, total, start, progress)
     prev_rows = read_csv(logger.csv_path) if start > 0 else []
     wall0 = prev_rows[-1]["wall_s"] if prev_rows else 0.0
-    t_start = time.perf_counter()
-    timing = {"steps": 0, "seconds": 0.0}
-    steps_per_it = tcfg.steps_per_iteration
+    t_start = last_save = time.perf_counter()
+    timing = {"steps": 0, "seconds": 0.0, "skipped": 0}
+    status = "completed" if stop == total else f"stopped at iteration {stop} (--stop-at-iteration)"
 
-    def on_metrics(st: TrainState, metrics, dt: float, compiled: bool):
-        n = len(metrics["loss"])
-        first_it = int(st.iteration) - n
-        sps = n * steps_per_it / dt
-        if compiled:  # SPS excludes calls that compiled
-            timing["steps"] += n * steps_per_it
-            timing["seconds"] += dt
+    def log_rows(first_it: int, metrics: dict, n: int, sps: float) -> None:
         wall = wall0 + time.perf_counter() - t_start
         for j in range(n):
             it = first_it + j + 1
             logger.log(it, it * steps_per_it, wall, sps, {k: float(v[j]) for k, v in metrics.items()})
-        every = tcfg.checkpoint_every
-        if every and (int(st.iteration) // every) > (first_it // every):
-            save_state(ckpt_dir, tcfg, st)
 
     try:
-        state = _run_blocks(trainer, state, stop, on_metrics)
+        while int(state.iteration) < stop and signals.signum is None:
+            it = int(state.iteration)
+            fn = trainer.run if next_pause(it, stop, tcfg.checkpoint_every) - it >= ipc else trainer.run_one
+            cached = fn._cache_size()
+            if cached == 0:
+                logger.note("compiling the training step (first call; the SPS and ETA are timed after it)...")
+            t0 = time.perf_counter()
+            new, metrics = fn(state)
+            metrics = jax.tree_util.tree_map(np.asarray, jax.block_until_ready(metrics))
+            dt = time.perf_counter() - t0
+            compiled = fn._cache_size() > cached
+            n = len(metrics["loss"])
+            if not compiled:  # SPS excludes calls that compiled
+                timing["steps"] += n * steps_per_it
+                timing["seconds"] += dt
+            if compiled:
+                logger.restart_clock(pending=n)
+            bad = guards.first_bad(metrics["nonfinite"])
+            if bad is not None and tcfg.on_nonfinite == "stop":
+                log_rows(it, metrics, bad + 1, n * steps_per_it / dt)
+                raise _nonfinite_stop(tcfg, state, it + bad + 1, metrics["nonfinite"][bad], ckpt_dir)
+            log_rows(it, metrics, n, n * steps_per_it / dt)
+            if bad is not None:
+                codes = metrics["nonfinite"]
+                timing["skipped"] += int((codes != 0).sum())
+                logger.note(f"warning: iteration {it + bad + 1}: non-finite {guards.describe(codes[bad])}; update "
+                            f"skipped ({timing['skipped']} so far, on_nonfinite=skip)")  # fmt: skip
+            state = new
+            it = int(state.iteration)
+            every, minutes = tcfg.checkpoint_every, tcfg.checkpoint_minutes
+            if (every and it % every == 0) or (minutes and time.perf_counter() - last_save >= 60 * minutes):
+                save_state(ckpt_dir, tcfg, state)
+                last_save = time.perf_counter()
     finally:
         logger.close()
-    save_state(ckpt_dir, tcfg, state)
-    rows = read_csv(logger.csv_path)
-    curve = plot_curve(logger.csv_path, log_dir / "curve.png", f"{tcfg.policy.variant} on {tcfg.env}") if rows else None
+    saved = save_state(ckpt_dir, tcfg, state)
+    if signals.signum is not None:
+        status = f"interrupted by {signal_name(signals.signum)} at iteration {int(state.iteration)}"
+    result = _finish(tcfg, trainer, state, timing, wall0 + time.perf_counter() - t_start, status, echo)
+    if signals.signum is not None:
+        where = f"checkpoint step {saved} saved" if saved is not None else "no finite state to save"
+        raise Interrupted(
+            signals.signum,
+            f"{status}/{total}; {where} in {ckpt_dir}; metrics and TensorBoard flushed; "
+            f"resume with: jax-tx train --resume {log_dir}",
+        )
+    return result
+
+
+def _nonfinite_stop(tcfg: TrainConfig, before: TrainState, iteration: int, code, ckpt_dir: Path) -> NonFiniteError:
+    """Save the finite state from before the failing call, and the error that says how to go on."""
+    save_state(ckpt_dir, tcfg, before)
+    last = checkpoint.latest_step(ckpt_dir)
+    log_dir = Path(tcfg.log_dir)
+    where = (
+        f"the last finite checkpoint is step {last}; resume with: jax-tx train --resume {log_dir} "
+        f"(add --on-nonfinite skip to drop such updates)"
+        if last is not None
+        else "no finite checkpoint exists"
+    )
+    summary = {"status": f"stopped: non-finite {guards.describe(code)} at iteration {iteration}", "iteration": last}
+    (log_dir / "summary.json").write_text(json.dumps(json_safe({**summary, "provenance": provenance()}), indent=2))
+    return NonFiniteError(
+        f"iteration {iteration}: non-finite {guards.describe(code)} (on_nonfinite=stop); nothing non-finite was "
+        f"saved; {where}"
+    )
+
+
+def _finish(tcfg: TrainConfig, trainer: Trainer, state: TrainState, timing: dict, wall: float, status: str, echo):
+    """Curve, greedy eval (not after an interrupt) and summary.json (strict JSON: NaN -> null)."""
+    log_dir = Path(tcfg.log_dir)
+    csv_path = log_dir / "metrics.csv"
+    rows = read_csv(csv_path)
+    title = f"{tcfg.policy.variant} on {tcfg.env}"
+    curve = plot_curve(csv_path, log_dir / "curve.png", title) if rows else None
     sps = timing["steps"] / timing["seconds"] if timing["seconds"] > 0 else math.nan
     result = RunResult(
         tcfg=tcfg,
@@ -177,18 +335,22 @@ def fit(
         iteration=int(state.iteration),
         final_success=final_success(rows),
         sps=sps,
-        wall_s=wall0 + time.perf_counter() - t_start,
+        wall_s=wall,
         log_dir=log_dir,
         curve=curve,
+        skipped_updates=timing["skipped"],
+        status=status,
     )
     summary = {
+        "status": status,
         "iteration": result.iteration,
-        "env_steps": result.iteration * steps_per_it,
+        "env_steps": result.iteration * tcfg.steps_per_iteration,
         "final_success": result.final_success,
         "sps": result.sps,
         "wall_s": result.wall_s,
+        "skipped_updates": result.skipped_updates,
     }
-    if tcfg.eval_episodes > 0:
+    if tcfg.eval_episodes > 0 and not status.startswith("interrupted"):
         ev = run_episodes(trainer.model, state.params, tcfg.policy, trainer.env, tcfg.eval_episodes, state.key)
         done = ev["finished"]
         summary["eval_greedy_success"] = float(ev["success"][done].mean()) if done.any() else math.nan
@@ -197,5 +359,6 @@ def fit(
             f"greedy eval over {int(done.sum())} episodes: return {summary['eval_greedy_return']:.3f}, "
             f"success {summary['eval_greedy_success']:.3f}"
         )
-    (log_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    summary["provenance"] = provenance()
+    (log_dir / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
     return result

@@ -20,7 +20,7 @@ from flax import struct
 from jax_tx.config import TrainConfig
 from jax_tx.envs import make_env
 from jax_tx.models.policy import example_inputs, make_policy
-from jax_tx.ppo import schedules
+from jax_tx.ppo import guards, schedules
 from jax_tx.ppo.advantages import bootstrap_values, gae
 from jax_tx.ppo.rollout import RolloutCarry, initial_carry, rollout
 from jax_tx.ppo.update import make_optimizer, make_segments, update
@@ -111,6 +111,11 @@ class Trainer:
         params, opt_state, terms, gnorm = update(
             self.model, self.cfg, self.ppo, self.optimizer, sched, state.params, state.opt_state, seg, k_upd
         )
+        trs = ro.transitions
+        guarded = {"observation": trs.obs, "reward": trs.reward, "loss": terms.total, "grad_norm": gnorm}
+        nonfinite = guards.nonfinite_code({**guarded, "params": params})  # 1 + index in guards.GUARDED
+        if self.tcfg.on_nonfinite == "skip":  # drop the update; the loop counts the skips
+            params, opt_state = guards.keep_if(nonfinite == 0, (params, opt_state), (state.params, state.opt_state))
         metrics = {
             "loss": terms.total,
             "policy_loss": terms.policy_loss,
@@ -125,6 +130,7 @@ class Trainer:
             "clip_coef": sched.clip_coef,
             "vf_clip_coef": sched.vf_clip_coef,
             **episode_stats(ro.transitions),
+            "nonfinite": nonfinite,
         }
         new = TrainState(params=params, opt_state=opt_state, carry=carry, key=key, iteration=state.iteration + 1)
         return new, jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), metrics)

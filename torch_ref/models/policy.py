@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from jax_tx.config import PolicyConfig
-from jax_tx.models.checks import check_memory_keys, check_policy_inputs, check_token_values
+from jax_tx.models.checks import check_memory_keys, check_memory_kinds, check_policy_inputs, check_token_values
 from jax_tx.models.registry import variant_module as registry_variant_module
 from torch_ref.models.encoders import make_encoder
 from torch_ref.nn.common import torch_dtype
@@ -79,7 +79,9 @@ class Policy(nn.Module):
         )
         if cfg.encoder == "tokens":
             check_token_values(cfg, obs.cpu().numpy())
-        check_memory_keys(cfg.variant, list(variant_module(cfg.variant).initial_memory(cfg, 1)), list(memory))
+        template = variant_module(cfg.variant).initial_memory(cfg, 1)
+        check_memory_keys(cfg.variant, list(template), list(memory))
+        check_memory_kinds(cfg.variant, leaf_kinds(template), leaf_kinds(memory))
         x = self.encoder(obs)
         if cfg.aux_tokens:
             x = x + self.aux(reset, prev_action, prev_reward, x.dtype)
@@ -95,6 +97,16 @@ class Policy(nn.Module):
         critic_act = torch.relu if cfg.critic_activation == "relu" else torch.tanh
         value = self.critic_out(critic_act(self.critic_fc(y)))[..., 0]
         return PolicyOutput(logits, value), memory
+
+
+def leaf_kinds(tree, prefix: str = "") -> dict[str, str]:
+    """{"['h']": "float" | "int" | "bool"} of a (nested) dict of tensors, paths spelled like jax's keystr."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in leaf_kinds(sub, f"{prefix}[{key!r}]").items()}
+    if not isinstance(tree, torch.Tensor):
+        return {}
+    kind = "bool" if tree.dtype == torch.bool else "float" if tree.is_floating_point() else "int"
+    return {prefix: kind}
 
 
 def tree_leaves(tree) -> list:
