@@ -40,7 +40,8 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    # not list(argv): importing the subcommand module jax_tx.cli.list binds the name `list` in this namespace
+    argv = sys.argv[1:] if argv is None else [*argv]
     if not argv or argv[0] in ("-h", "--help"):
         print(usage())
         return 0 if argv else 2
