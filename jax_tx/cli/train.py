@@ -3,6 +3,8 @@
     jax-tx train --variant gtrxl --env tmaze --env-kw corridor_length=8 --total-steps 300000
     jax-tx train --recipe experiments/recipes/tmaze10__gtrxl.json --log-dir runs/tmaze --learning-rate 5e-4
     jax-tx train --resume runs/tmaze                  # continue from the run's latest checkpoint
+    jax-tx train --devices 1 ...                      # one device (default 0: every visible device)
+    jax-tx train --coordinator-address HOST0:1234 --num-processes 2 --process-id K ...   # on each host K
 
 Every field of PolicyConfig, PPOConfig and TrainConfig is a flag (`--d-model`, `--clip-coef`,
 `--num-envs`, ...). Precedence: built-in defaults < --recipe JSON < flags. The fully resolved
@@ -23,6 +25,7 @@ from jax_tx.config import PolicyConfig, PPOConfig, TrainConfig, preset
 POLICY_FIXED = ("variant", "obs_dim", "num_actions")
 TRAIN_FIXED = ("policy", "ppo", "env", "env_kwargs")
 DEFAULTS = {"variant": "gtrxl", "env": "tmaze"}
+DISTRIBUTED_FLAGS = ("--coordinator-address", "--num-processes", "--process-id")
 
 
 def _flag(name: str) -> str:
@@ -65,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its latest checkpoint")
     p.add_argument("--stop-at-iteration", type=int, help="stop (and checkpoint) after this iteration")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = p.add_argument_group("several processes (jax.distributed; flags override the env vars)")
+    dist.add_argument(
+        "--coordinator-address", metavar="HOST:PORT", help="process 0's address (JAX_COORDINATOR_ADDRESS)"
+    )
+    dist.add_argument("--num-processes", type=int, metavar="INT", help="number of processes (JAX_NUM_PROCESSES)")
+    dist.add_argument("--process-id", type=int, metavar="INT", help="this process, 0 .. n-1 (JAX_PROCESS_ID)")
     seen: set[str] = set()
     for cls, skip, title in (
         (TrainConfig, TRAIN_FIXED, "run"),
@@ -111,14 +120,20 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    from jax_tx.ppo import sharding
     from jax_tx.ppo.run import fit
 
     try:
+        sharding.initialize_distributed(
+            sharding.distributed_settings(args.coordinator_address, args.num_processes, args.process_id)
+        )
         if args.resume:
             given = [a for a in (argv or sys.argv[1:]) if a.startswith("--") and a.split("=")[0] not in _RESUME_OK]
             if given:
                 parser.error(f"--resume takes the run's config from its checkpoint; drop {given}")
-            result = fit(None, resume=args.resume, stop_at=args.stop_at_iteration, progress=not args.no_progress)
+            devices = vars(args).get("TrainConfig.devices")
+            progress = not args.no_progress
+            result = fit(None, resume=args.resume, stop_at=args.stop_at_iteration, progress=progress, devices=devices)
         else:
             tcfg = config_from_args(args)
             result = fit(tcfg, stop_at=args.stop_at_iteration, progress=not args.no_progress)
@@ -136,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-_RESUME_OK = ("--resume", "--stop-at-iteration", "--no-progress")
+_RESUME_OK = ("--resume", "--stop-at-iteration", "--no-progress", "--devices") + DISTRIBUTED_FLAGS
 
 if __name__ == "__main__":
     sys.exit(main())

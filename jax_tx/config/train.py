@@ -11,6 +11,7 @@ from jax_tx.config.policy import SCHEMA_VERSION, ConfigError, PolicyConfig, _req
 
 OPTIMIZERS = ("adam", "adamw")
 LR_SCHEDULES = ("cosine", "linear", "constant")
+PARAM_SHARDINGS = ("replicated", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,10 @@ class TrainConfig:
     checkpoint_every: int = 0
     """Save a checkpoint every N iterations (and at the end); 0: only at the end."""
     eval_episodes: int = 0
+    devices: int = 0
+    """Devices of the data-parallel mesh: 0 = every visible device (of every process), 1 = one device."""
+    param_sharding: str = "replicated"
+    """"replicated": params and optimizer state on every device; "fsdp": each leaf split over the mesh."""
 
     @property
     def steps_per_iteration(self) -> int:
@@ -138,9 +143,15 @@ class TrainConfig:
         for name in ("num_envs", "rollout_steps", "total_steps", "iterations_per_call"):
             v = getattr(self, name)
             _require(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive int")
-        for name in ("checkpoint_every", "eval_episodes"):
+        for name in ("checkpoint_every", "eval_episodes", "devices"):
             v = getattr(self, name)
             _require(isinstance(v, int) and v >= 0, name, v, "must be an int >= 0")
+        _require(
+            self.param_sharding in PARAM_SHARDINGS,
+            "param_sharding",
+            self.param_sharding,
+            f"must be one of {PARAM_SHARDINGS}",
+        )
         h = self.ppo.bptt_horizon
         _require(
             self.rollout_steps % h == 0, "rollout_steps", self.rollout_steps, f"must be a multiple of bptt_horizon={h}"

@@ -21,6 +21,7 @@ import numpy as np
 
 from jax_tx.config import TrainConfig
 from jax_tx.io import checkpoint
+from jax_tx.ppo import sharding
 from jax_tx.ppo.evaluate import run_episodes
 from jax_tx.ppo.logging import RunLogger, final_success, plot_curve, read_csv
 from jax_tx.ppo.trainer import Trainer, TrainState
@@ -44,14 +45,15 @@ def _state_extra(state: TrainState) -> dict:
     """The non-param TrainState as {"leaf_00000": array, ...} (flattened: robust to custom pytree nodes).
 
     Zero-size leaves (e.g. the mlp's placeholder memory) are left out: orbax cannot save them and
-    the template rebuilds them.
+    the template rebuilds them. Leaves stay jax arrays, so orbax writes each process's shards.
     """
     rest = (state.opt_state, state.carry, state.key, state.iteration)
     leaves = jax.tree_util.tree_leaves(rest)
-    return {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(leaves) if np.size(x) > 0}
+    return {f"leaf_{i:05d}": x for i, x in enumerate(leaves) if np.size(x) > 0}
 
 
 def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
+    """Inverse of _state_extra; `flat` was restored onto the template's shardings and dtypes."""
     rest = (template.opt_state, template.carry, template.key, template.iteration)
     leaves, treedef = jax.tree_util.tree_flatten(rest)
     wanted = [f"leaf_{i:05d}" for i, t in enumerate(leaves) if np.size(t) > 0]
@@ -60,10 +62,7 @@ def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
             f"checkpoint train state has {len(flat)} arrays, this config expects {len(wanted)}; "
             f"resume with the jax_tx version and config that wrote it"
         )
-    restored = [
-        jax.numpy.asarray(np.asarray(flat[f"leaf_{i:05d}"]).astype(t.dtype)) if np.size(t) > 0 else t
-        for i, t in enumerate(leaves)
-    ]
+    restored = [flat[f"leaf_{i:05d}"] if np.size(t) > 0 else t for i, t in enumerate(leaves)]
     opt_state, carry, key, iteration = jax.tree_util.tree_unflatten(treedef, restored)
     return TrainState(params=params, opt_state=opt_state, carry=carry, key=key, iteration=iteration)
 
@@ -93,8 +92,14 @@ def load_train_config(run_dir: str | Path, step: int | None = None) -> TrainConf
 
 
 def restore_state(run_dir: str | Path, trainer: Trainer, step: int | None = None) -> TrainState:
+    """The run's TrainState, restored by orbax onto trainer's shardings (any device count)."""
     template = trainer.init()
-    r = checkpoint.restore(Path(run_dir) / CKPT_SUBDIR, step)
+    r = checkpoint.restore(
+        Path(run_dir) / CKPT_SUBDIR,
+        step,
+        extra_templates={"train_state": _state_extra(template)},
+        params_template=template.params,
+    )
     return _state_from_extra(template, r.params, r.extra["train_state"])
 
 
@@ -119,11 +124,16 @@ def fit(
     stop_at: int | None = None,
     progress: bool = True,
     echo=print,
+    devices: int | None = None,
 ) -> RunResult:
-    """Train tcfg (or resume the run in `resume`) up to num_iterations (or `stop_at`)."""
+    """Train tcfg (or resume the run in `resume`, on `devices` if given) up to num_iterations (or `stop_at`).
+
+    With several processes every process calls fit; process 0 writes the logs into log_dir, process k
+    into log_dir/process_k; checkpoints are shared (log_dir/checkpoints).
+    """
     if resume is not None:
         tcfg = load_train_config(resume)
-        tcfg = tcfg.replace(log_dir=str(resume))
+        tcfg = tcfg.replace(log_dir=str(resume), **({} if devices is None else {"devices": devices}))
     log_dir = Path(tcfg.log_dir)
     ckpt_dir = log_dir / CKPT_SUBDIR
     if resume is None and checkpoint.all_steps(ckpt_dir):
@@ -132,16 +142,20 @@ def fit(
             f"{log_dir} or choose another --log-dir (nothing was overwritten)"
         )
     echo("resolved config:\n" + tcfg.to_json())
-    log_dir.mkdir(parents=True, exist_ok=True)
-    (log_dir / "config.json").write_text(tcfg.to_json() + "\n")
+    out_dir = log_dir if sharding.is_primary() else log_dir / f"process_{jax.process_index()}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(tcfg.to_json() + "\n")
     trainer = Trainer(tcfg)
+    mesh = trainer.placement.mesh
+    per_device = tcfg.num_envs // mesh.size
+    echo(f"mesh: {mesh.size} device(s) over {jax.process_count()} process(es), {per_device} envs per device")
     state = restore_state(resume, trainer) if resume is not None else trainer.init()
     start = int(state.iteration)
     total = tcfg.num_iterations
     stop = total if stop_at is None else min(stop_at, total)
     if resume is not None:
         echo(f"resumed {log_dir} at iteration {start} of {total}")
-    logger = RunLogger(log_dir, total, start, progress)
+    logger = RunLogger(out_dir, total, start, progress)
     prev_rows = read_csv(logger.csv_path) if start > 0 else []
     wall0 = prev_rows[-1]["wall_s"] if prev_rows else 0.0
     t_start = time.perf_counter()
@@ -169,7 +183,7 @@ def fit(
         logger.close()
     save_state(ckpt_dir, tcfg, state)
     rows = read_csv(logger.csv_path)
-    curve = plot_curve(logger.csv_path, log_dir / "curve.png", f"{tcfg.policy.variant} on {tcfg.env}") if rows else None
+    curve = plot_curve(logger.csv_path, out_dir / "curve.png", f"{tcfg.policy.variant} on {tcfg.env}") if rows else None
     sps = timing["steps"] / timing["seconds"] if timing["seconds"] > 0 else math.nan
     result = RunResult(
         tcfg=tcfg,
@@ -189,7 +203,9 @@ def fit(
         "wall_s": result.wall_s,
     }
     if tcfg.eval_episodes > 0:
-        ev = run_episodes(trainer.model, state.params, tcfg.policy, trainer.env, tcfg.eval_episodes, state.key)
+        # local copies: each process evaluates on its own
+        params, key = sharding.to_host((state.params, state.key), trainer.placement)
+        ev = run_episodes(trainer.model, params, tcfg.policy, trainer.env, tcfg.eval_episodes, key)
         done = ev["finished"]
         summary["eval_greedy_success"] = float(ev["success"][done].mean()) if done.any() else math.nan
         summary["eval_greedy_return"] = float(ev["return"][done].mean()) if done.any() else math.nan
@@ -197,5 +213,5 @@ def fit(
             f"greedy eval over {int(done.sum())} episodes: return {summary['eval_greedy_return']:.3f}, "
             f"success {summary['eval_greedy_success']:.3f}"
         )
-    (log_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return result
