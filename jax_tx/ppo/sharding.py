@@ -15,12 +15,18 @@ env and policy step runs on the device that holds the env, and the minibatch gra
 [H, M], becomes per-device partial sums plus an all-reduce. Nothing here writes a collective by hand.
 
 Float results across device counts: the same run (global batch, seed) on 1 or D devices draws the same
-random numbers (threefry is partition-invariant), so the env trajectories before the first update are
-bit-identical. Reductions over the batch are summed in another order on D devices: the loss and
+random numbers (threefry is partition-invariant) and samples the same actions, so the env trajectories
+before the first update are bit-identical (logp and value to ~1e-7: XLA picks its dot kernels by the
+per-device batch). Reductions over the batch are summed in another order on D devices: the loss and
 gradient means over each minibatch's H x M steps, the advantage normalisation's mean and std
-(loss.normalize, over the minibatch), the gradient global norm, and the logged metrics. Those sums
-differ in the last bits (float32 eps ~1.2e-7 relative); after a few iterations the parameters agree
-to ~1e-7 max-abs (measured: tests/test_sharding.py asserts <= 1e-5, the float32 parity bound).
+(loss.normalize, over the minibatch), the gradient global norm, and the logged metrics. They differ
+in the last bits; after 3 iterations of tests/test_sharding.py the parameters agree to 6e-8 max-abs
+(asserted <= 1e-5, the float32 parity bound). This holds until a discrete choice flips on a last-bit
+difference (a PPO clip branch, a sampled action): from then on two device counts differ by about one
+optimizer step, as two runs differing only in float noise do.
+
+The minibatch shuffle is one global permutation (the same on every device count), so each gathered
+minibatch moves segments between devices; that is what makes D devices equal to one.
 
 Several processes (hosts): `initialize_distributed` wraps `jax.distributed.initialize`; afterwards
 `jax.devices()` lists every process's devices and the same mesh spans them all. Every process runs
