@@ -4,6 +4,8 @@
     jax-tx train --recipe experiments/recipes/tmaze10__gtrxl.json --log-dir runs/tmaze --learning-rate 5e-4
     jax-tx train --resume runs/tmaze                  # continue from the run's newest intact checkpoint
     jax-tx train --resume runs/tmaze --step 40        # ... from step 40 (newer steps are moved aside)
+    jax-tx train --devices 1 ...                      # one device (default 0: every visible device)
+    jax-tx train --coordinator-address HOST0:1234 --num-processes 2 --process-id K ...   # on each host K
 
 Every field of PolicyConfig, PPOConfig and TrainConfig is a flag (`--d-model`, `--clip-coef`,
 `--num-envs`, ...). Precedence: built-in defaults < --recipe JSON < flags. The fully resolved
@@ -31,6 +33,7 @@ from jax_tx.config.recipe import check_fields, load_recipe
 POLICY_FIXED = ("variant", "obs_dim", "num_actions")
 TRAIN_FIXED = ("policy", "ppo", "env", "env_kwargs")
 DEFAULTS = {"variant": "gtrxl", "env": "tmaze"}
+DISTRIBUTED_FLAGS = ("--coordinator-address", "--num-processes", "--process-id")
 
 
 def _flag(name: str) -> str:
@@ -93,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=int, help="with --resume: the checkpoint step to continue from")
     p.add_argument("--stop-at-iteration", type=int, help="stop (and checkpoint) after this iteration (>= 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dist = p.add_argument_group("several processes (jax.distributed; flags override the env vars)")
+    dist.add_argument(
+        "--coordinator-address", metavar="HOST:PORT", help="process 0's address (JAX_COORDINATOR_ADDRESS)"
+    )
+    dist.add_argument("--num-processes", type=int, metavar="INT", help="number of processes (JAX_NUM_PROCESSES)")
+    dist.add_argument("--process-id", type=int, metavar="INT", help="this process, 0 .. n-1 (JAX_PROCESS_ID)")
     seen: set[str] = set()
     for cls, skip, title in (
         (TrainConfig, TRAIN_FIXED, "run"),
@@ -146,17 +155,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    from jax_tx.ppo import sharding
     from jax_tx.ppo.interrupts import Interrupted
     from jax_tx.ppo.run import NonFiniteError, fit
 
     kw = dict(stop_at=args.stop_at_iteration, progress=not args.no_progress)
     try:
+        sharding.initialize_distributed(
+            sharding.distributed_settings(args.coordinator_address, args.num_processes, args.process_id)
+        )
         if args.resume:
             given = [a for a in argv if a.startswith("--") and a.split("=")[0] not in _RESUME_OK]
             if given:
                 parser.error(f"--resume takes the run's config from its checkpoint; drop {given}")
             over = _overrides(args, TrainConfig)
-            result = fit(None, resume=args.resume, step=args.step, overrides=over, **kw)
+            devices = over.pop("devices", None)
+            result = fit(None, resume=args.resume, step=args.step, overrides=over, devices=devices, **kw)
         else:
             if args.step is not None:
                 parser.error("--step picks the checkpoint to continue from; use it with --resume DIR")
@@ -186,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-_RESUME_OK = ("--resume", "--step", "--stop-at-iteration", "--no-progress", "--on-nonfinite")
+_RESUME_OK = ("--resume", "--step", "--stop-at-iteration", "--no-progress", "--on-nonfinite", "--devices")
+_RESUME_OK += DISTRIBUTED_FLAGS
 
 if __name__ == "__main__":
     sys.exit(main())

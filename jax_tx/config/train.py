@@ -12,6 +12,7 @@ from jax_tx.config.policy import SCHEMA_VERSION, ConfigError, PolicyConfig, _req
 OPTIMIZERS = ("adam", "adamw")
 ON_NONFINITE = ("stop", "skip")
 LR_SCHEDULES = ("cosine", "linear", "constant")
+PARAM_SHARDINGS = ("replicated", "fsdp")
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,10 @@ class TrainConfig:
     on_nonfinite: str = "stop"
     """A non-finite observation, reward, loss, gradient or parameter: stop (exit 3, nothing non-finite saved)
     or skip (drop that update, count it)."""
+    devices: int = 0
+    """Devices of the data-parallel mesh: 0 = every visible device (of every process), 1 = one device."""
+    param_sharding: str = "replicated"
+    """"replicated": params and optimizer state on every device; "fsdp": each leaf split over the mesh."""
 
     @property
     def steps_per_iteration(self) -> int:
@@ -145,7 +150,7 @@ class TrainConfig:
         for name in ("num_envs", "rollout_steps", "total_steps", "iterations_per_call"):
             v = getattr(self, name)
             _require(isinstance(v, int) and not isinstance(v, bool) and v > 0, name, v, "must be a positive int")
-        for name in ("checkpoint_every", "eval_episodes"):
+        for name in ("checkpoint_every", "eval_episodes", "devices"):
             v = getattr(self, name)
             _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v, "must be an int >= 0")
         m = self.checkpoint_minutes
@@ -158,6 +163,12 @@ class TrainConfig:
             self.total_steps,
             f"must be >= num_envs*rollout_steps={self.steps_per_iteration} (one iteration); raise it or use "
             f"fewer --num-envs / --rollout-steps",
+        )
+        _require(
+            self.param_sharding in PARAM_SHARDINGS,
+            "param_sharding",
+            self.param_sharding,
+            f"must be one of {PARAM_SHARDINGS}",
         )
         h = self.ppo.bptt_horizon
         _require(

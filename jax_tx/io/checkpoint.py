@@ -225,8 +225,14 @@ def _check_x64(item_metadata: Any, path: Path, step: int) -> None:
             )
 
 
-def _restore_args(names, json_names, wrapped, templates) -> dict[str, Any]:
-    args = {PARAMS_ITEM: ocp.args.StandardRestore(), CONFIG_ITEM: ocp.args.JsonRestore()}
+def _restore_args(names, json_names, wrapped, templates, params_template=None) -> dict[str, Any]:
+    """Orbax restore args; items without a template land on this process's first device, whatever mesh saved them."""
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    params_target = None if params_template is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, params_template)
+    args = {
+        PARAMS_ITEM: ocp.args.StandardRestore(params_target, fallback_sharding=local),
+        CONFIG_ITEM: ocp.args.JsonRestore(),
+    }
     for name in names:
         if name in RESERVED_ITEMS:
             continue
@@ -236,7 +242,7 @@ def _restore_args(names, json_names, wrapped, templates) -> dict[str, Any]:
             template = _wrap(templates[name]) if name in wrapped else templates[name]
             args[name] = ocp.args.StandardRestore(jax.tree.map(ocp.utils.to_shape_dtype_struct, template))
         else:
-            args[name] = ocp.args.StandardRestore()
+            args[name] = ocp.args.StandardRestore(fallback_sharding=local)
     return args
 
 
@@ -254,6 +260,7 @@ def restore(
     step: int | None = None,
     *,
     extra_templates: dict[str, Any] | None = None,
+    params_template: Any | None = None,
 ) -> Restored:
     """Read step `step` (None: the latest) of `directory`.
 
@@ -261,6 +268,9 @@ def restore(
     config. Extra pytree items are restored against `extra_templates` (same structure as
     when saved, e.g. a fresh optimizer state) so NamedTuples and tuples come back as such;
     items without a template come back as nested dicts/lists. JSON items come back as dicts.
+    Template leaves that are jax arrays (or ShapeDtypeStructs with a sharding) give the restored
+    arrays their sharding: `params_template` (e.g. sharded params) does the same for the params, so a
+    checkpoint written on one device count restores onto another mesh.
     """
     path = Path(directory).absolute()
     step = _resolve_step(path, step)
@@ -281,7 +291,9 @@ def restore(
     try:
         with ocp.CheckpointManager(path, options=options, item_handlers=handlers) as mngr:
             _check_x64(mngr.item_metadata(step), path, step)
-            out = mngr.restore(step, args=ocp.args.Composite(**_restore_args(names, json_names, wrapped, templates)))
+            out = mngr.restore(
+                step, args=ocp.args.Composite(**_restore_args(names, json_names, wrapped, templates, params_template))
+            )
     except CheckpointError:
         raise
     except Exception as e:  # orbax / tensorstore errors on damaged files or a template of another structure

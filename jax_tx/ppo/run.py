@@ -27,7 +27,7 @@ import numpy as np
 
 from jax_tx.config import TrainConfig
 from jax_tx.io import checkpoint, recovery
-from jax_tx.ppo import guards
+from jax_tx.ppo import guards, sharding
 from jax_tx.ppo.evaluate import run_episodes
 from jax_tx.ppo.interrupts import Interrupted, StopSignals, signal_name
 from jax_tx.ppo.logging import RunLogger, final_success, json_safe, plot_curve, read_csv
@@ -64,14 +64,15 @@ def _state_extra(state: TrainState) -> dict:
     """The non-param TrainState as {"leaf_00000": array, ...} (flattened: robust to custom pytree nodes).
 
     Zero-size leaves (e.g. the mlp's placeholder memory) are left out: orbax cannot save them and
-    the template rebuilds them.
+    the template rebuilds them. Leaves stay jax arrays, so orbax writes each process's shards.
     """
     rest = (state.opt_state, state.carry, state.key, state.iteration)
     leaves = jax.tree_util.tree_leaves(rest)
-    return {f"leaf_{i:05d}": np.asarray(x) for i, x in enumerate(leaves) if np.size(x) > 0}
+    return {f"leaf_{i:05d}": x for i, x in enumerate(leaves) if np.size(x) > 0}
 
 
 def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
+    """Inverse of _state_extra; `flat` was restored onto the template's shardings and dtypes."""
     rest = (template.opt_state, template.carry, template.key, template.iteration)
     leaves, treedef = jax.tree_util.tree_flatten(rest)
     wanted = [f"leaf_{i:05d}" for i, t in enumerate(leaves) if np.size(t) > 0]
@@ -80,14 +81,8 @@ def _state_from_extra(template: TrainState, params, flat: dict) -> TrainState:
             f"checkpoint train state has {len(flat)} arrays, this config expects {len(wanted)}; "
             f"resume with the jax_tx version and config that wrote it"
         )
-    restored = [
-        jax.numpy.asarray(np.asarray(flat[f"leaf_{i:05d}"]).astype(t.dtype)) if np.size(t) > 0 else t
-        for i, t in enumerate(leaves)
-    ]
+    restored = [flat[f"leaf_{i:05d}"] if np.size(t) > 0 else t for i, t in enumerate(leaves)]
     opt_state, carry, key, iteration = jax.tree_util.tree_unflatten(treedef, restored)
-    # orbax returns params committed to a device, the rest is not: make all alike (as trainer.init does),
-    # else the first call compiles for the mix and the second again for the all-committed outputs
-    params = jax.tree_util.tree_map(lambda x: jax.numpy.asarray(np.asarray(x)), params)
     return TrainState(params=params, opt_state=opt_state, carry=carry, key=key, iteration=iteration)
 
 
@@ -137,8 +132,23 @@ def load_train_config(run_dir: str | Path, step: int | None = None) -> TrainConf
 
 
 def restore_state(run_dir: str | Path, trainer: Trainer, step: int | None = None) -> TrainState:
-    r = restore_run(run_dir, step)[1]
-    return _state_from_extra(trainer.init(), r.params, r.extra["train_state"])
+    """The run's TrainState at `step`, restored by orbax onto trainer's shardings (any device count).
+
+    Every leaf comes back placed like trainer.init()'s, so the first call compiles once.
+    """
+    template = trainer.init()
+    r = checkpoint.restore(
+        Path(run_dir) / CKPT_SUBDIR,
+        step,
+        extra_templates={"train_state": _state_extra(template)},
+        params_template=template.params,
+    )
+    return _state_from_extra(template, r.params, r.extra["train_state"])
+
+
+def output_dir(log_dir: Path) -> Path:
+    """Where this process writes its logs: log_dir (process 0) or log_dir/process_k (checkpoints are shared)."""
+    return log_dir if sharding.is_primary() else log_dir / f"process_{jax.process_index()}"
 
 
 def check_log_dir(log_dir: Path, fresh: bool) -> None:
@@ -153,7 +163,7 @@ def check_log_dir(log_dir: Path, fresh: bool) -> None:
             f"{log_dir} already holds checkpoints {steps}; continue it with --resume "
             f"{log_dir} or choose another --log-dir (nothing was overwritten)"
         )
-    csv_path = log_dir / "metrics.csv"
+    csv_path = output_dir(log_dir) / "metrics.csv"
     if csv_path.is_file() and len(csv_path.read_text().splitlines()) > 1:
         raise ValueError(
             f"{csv_path} holds the metrics of an earlier run that left no checkpoint; choose another --log-dir "
@@ -202,24 +212,29 @@ def fit(
     progress: bool = True,
     echo=print,
     overrides: dict | None = None,
+    devices: int | None = None,
 ) -> RunResult:
     """Train tcfg (or resume the run in `resume`, at `step`) up to num_iterations (or `stop_at`).
 
     `overrides` (resume only) replaces TrainConfig fields that do not change the run's numbers,
     e.g. {"on_nonfinite": "skip"}. Raises ValueError / CheckpointError / RunLocked before writing
     anything, NonFiniteError on a non-finite value (on_nonfinite='stop'), Interrupted on a signal.
+    `devices` (resume) trains the resumed run on another device count. With several processes every
+    process calls fit; process 0 writes the logs into log_dir, process k into log_dir/process_k.
     """
-    RunLock(Path(tcfg.log_dir if resume is None else resume)).check()  # a live run there: refuse first
+    RunLock(output_dir(Path(tcfg.log_dir if resume is None else resume))).check()  # a live run there: refuse first
     restored = None
     if resume is not None:
         tcfg, restored = restore_run(resume, step, warn=echo)
-        tcfg = tcfg.replace(log_dir=str(resume), **(overrides or {}))
+        tcfg = tcfg.replace(
+            log_dir=str(resume), **(overrides or {}), **({} if devices is None else {"devices": devices})
+        )
     log_dir = Path(tcfg.log_dir)
     check_log_dir(log_dir, fresh=resume is None)
     start = 0 if restored is None else restored.step
     stop = check_stop(stop_at, start, tcfg.num_iterations)
-    with RunLock(log_dir, warn=echo), StopSignals(echo) as signals:
-        if restored is not None:
+    with RunLock(output_dir(log_dir), warn=echo), StopSignals(echo) as signals:
+        if restored is not None and sharding.is_primary():
             supersede_newer(log_dir, restored.step, echo)
         return _fit_locked(tcfg, restored, stop, progress, echo, signals)
 
@@ -232,14 +247,20 @@ def _fit_locked(tcfg: TrainConfig, restored, stop: int, progress: bool, echo, si
     if tcfg.total_steps != total * steps_per_it:
         echo(f"note: total_steps={tcfg.total_steps:,} is not a multiple of num_envs*rollout_steps={steps_per_it}: "
              f"training {total} iterations = {total * steps_per_it:,} env steps")  # fmt: skip
-    write_config(log_dir, tcfg)
+    out_dir = output_dir(log_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_config(out_dir, tcfg)
     trainer = Trainer(tcfg)
-    state = trainer.init()
-    if restored is not None:
-        state = _state_from_extra(state, restored.params, restored.extra["train_state"])
+    mesh = trainer.placement.mesh
+    per_device = tcfg.num_envs // mesh.size
+    echo(f"mesh: {mesh.size} device(s) over {jax.process_count()} process(es), {per_device} envs per device")
+    if restored is None:
+        state = trainer.init()
+    else:
+        state = restore_state(log_dir, trainer, restored.step)
         echo(f"resumed {log_dir} at iteration {restored.step} of {total}")
     start = int(state.iteration)
-    logger = RunLogger(log_dir, total, start, progress)
+    logger = RunLogger(out_dir, total, start, progress)
     prev_rows = read_csv(logger.csv_path) if start > 0 else []
     wall0 = prev_rows[-1]["wall_s"] if prev_rows else 0.0
     t_start = last_save = time.perf_counter()
@@ -314,7 +335,9 @@ def _nonfinite_stop(tcfg: TrainConfig, before: TrainState, iteration: int, code,
         else "no finite checkpoint exists"
     )
     summary = {"status": f"stopped: non-finite {guards.describe(code)} at iteration {iteration}", "iteration": last}
-    (log_dir / "summary.json").write_text(json.dumps(json_safe({**summary, "provenance": provenance()}), indent=2))
+    (output_dir(log_dir) / "summary.json").write_text(
+        json.dumps(json_safe({**summary, "provenance": provenance()}), indent=2)
+    )
     return NonFiniteError(
         f"iteration {iteration}: non-finite {guards.describe(code)} (on_nonfinite=stop); nothing non-finite was "
         f"saved; {where}"
@@ -324,10 +347,11 @@ def _nonfinite_stop(tcfg: TrainConfig, before: TrainState, iteration: int, code,
 def _finish(tcfg: TrainConfig, trainer: Trainer, state: TrainState, timing: dict, wall: float, status: str, echo):
     """Curve, greedy eval (not after an interrupt) and summary.json (strict JSON: NaN -> null)."""
     log_dir = Path(tcfg.log_dir)
-    csv_path = log_dir / "metrics.csv"
+    out_dir = output_dir(log_dir)
+    csv_path = out_dir / "metrics.csv"
     rows = read_csv(csv_path)
     title = f"{tcfg.policy.variant} on {tcfg.env}"
-    curve = plot_curve(csv_path, log_dir / "curve.png", title) if rows else None
+    curve = plot_curve(csv_path, out_dir / "curve.png", title) if rows else None
     sps = timing["steps"] / timing["seconds"] if timing["seconds"] > 0 else math.nan
     result = RunResult(
         tcfg=tcfg,
@@ -351,7 +375,8 @@ def _finish(tcfg: TrainConfig, trainer: Trainer, state: TrainState, timing: dict
         "skipped_updates": result.skipped_updates,
     }
     if tcfg.eval_episodes > 0 and not status.startswith("interrupted"):
-        ev = run_episodes(trainer.model, state.params, tcfg.policy, trainer.env, tcfg.eval_episodes, state.key)
+        params, key = sharding.to_host((state.params, state.key), trainer.placement)  # each process on its own
+        ev = run_episodes(trainer.model, params, tcfg.policy, trainer.env, tcfg.eval_episodes, key)
         done = ev["finished"]
         summary["eval_greedy_success"] = float(ev["success"][done].mean()) if done.any() else math.nan
         summary["eval_greedy_return"] = float(ev["return"][done].mean()) if done.any() else math.nan
@@ -360,5 +385,5 @@ def _finish(tcfg: TrainConfig, trainer: Trainer, state: TrainState, timing: dict
             f"success {summary['eval_greedy_success']:.3f}"
         )
     summary["provenance"] = provenance()
-    (log_dir / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
     return result

@@ -7,6 +7,10 @@
 `trainer.run` is jitted once; the Python loop (jax_tx/ppo/run.py) only logs and checkpoints.
 Everything an iteration depends on lives in TrainState, so saving it and restoring it resumes
 a run bit-identically.
+
+On D devices (tcfg.devices, see jax_tx/ppo/sharding.py) the same functions run under jit with the
+TrainState's NamedShardings as in/out shardings: envs, carry and memory split on the env axis,
+params and optimizer state replicated (or fsdp-split), minibatches split over the mesh.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from flax import struct
 from jax_tx.config import TrainConfig
 from jax_tx.envs import make_env
 from jax_tx.models.policy import example_inputs, make_policy
-from jax_tx.ppo import guards, schedules
+from jax_tx.ppo import guards, schedules, sharding
 from jax_tx.ppo.advantages import bootstrap_values, gae
 from jax_tx.ppo.rollout import RolloutCarry, initial_carry, rollout
 from jax_tx.ppo.update import make_optimizer, make_segments, update
@@ -77,11 +81,17 @@ class Trainer:
         self.model = make_policy(tcfg.policy)
         self.optimizer = make_optimizer(tcfg.ppo)
         self.num_segments_per_env = tcfg.rollout_steps // tcfg.ppo.bptt_horizon
-        self.run = jax.jit(self._run)
-        self.run_one = jax.jit(self._run_one)
+        self.placement = sharding.Placement.for_config(tcfg)
+        self.state_sharding = sharding.state_shardings(self.placement, jax.eval_shape(self._init, tcfg.seed))
+        outs = (self.state_sharding, self.placement.replicated)
+        self.run = jax.jit(self._run, in_shardings=(self.state_sharding,), out_shardings=outs)
+        self.run_one = jax.jit(self._run_one, in_shardings=(self.state_sharding,), out_shardings=outs)
 
     def init(self, seed: int | None = None) -> TrainState:
-        seed = self.tcfg.seed if seed is None else seed
+        """A fresh TrainState (computed eagerly, the same in every process), placed on the mesh."""
+        return sharding.place(self._init(self.tcfg.seed if seed is None else seed), self.state_sharding)
+
+    def _init(self, seed: int) -> TrainState:
         k_param, k_env, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
         obs, reset, mem = example_inputs(self.cfg, 1, 1)
         params = self.model.init(k_param, obs, reset, mem)
@@ -109,7 +119,16 @@ class Trainer:
         carry, ro, adv, next_values = self.collect(state.params, state.carry, k_roll)
         seg = make_segments(ro.transitions, ro.segment_memory, adv, next_values, self.ppo.bptt_horizon)
         params, opt_state, terms, gnorm = update(
-            self.model, self.cfg, self.ppo, self.optimizer, sched, state.params, state.opt_state, seg, k_upd
+            self.model,
+            self.cfg,
+            self.ppo,
+            self.optimizer,
+            sched,
+            state.params,
+            state.opt_state,
+            seg,
+            k_upd,
+            constrain=self.placement.shard_minibatch,
         )
         trs = ro.transitions
         guarded = {"observation": trs.obs, "reward": trs.reward, "loss": terms.total, "grad_norm": gnorm}

@@ -179,8 +179,14 @@ def sgd_step(model, cfg, ppo, optimizer, sched, params, opt_state, mb: Segments,
     return params, opt_state, terms, global_norm(grads)
 
 
-def update(model, cfg: PolicyConfig, ppo: PPOConfig, optimizer, sched, params, opt_state, seg: Segments, key):
-    """update_epochs passes over shuffled minibatches: (params, opt_state, mean LossTerms, mean grad norm)."""
+def update(
+    model, cfg: PolicyConfig, ppo: PPOConfig, optimizer, sched, params, opt_state, seg: Segments, key, constrain=None
+):
+    """update_epochs passes over shuffled minibatches: (params, opt_state, mean LossTerms, mean grad norm).
+
+    The permutation is global (the same on any device count); `constrain` (Segments -> Segments, e.g.
+    sharding.Placement.shard_minibatch) places each gathered minibatch before its gradient step.
+    """
     num_seg = seg.tail.shape[0]
     chex.assert_equal(num_seg % ppo.num_minibatches, 0)
     mb_size = num_seg // ppo.num_minibatches
@@ -189,9 +195,8 @@ def update(model, cfg: PolicyConfig, ppo: PPOConfig, optimizer, sched, params, o
     def minibatch(c, xs):
         params, opt_state = c
         idx, rng = xs
-        params, opt_state, terms, gnorm = sgd_step(
-            model, cfg, ppo, optimizer, sched, params, opt_state, take(seg, idx), rng
-        )
+        mb = take(seg, idx) if constrain is None else constrain(take(seg, idx))
+        params, opt_state, terms, gnorm = sgd_step(model, cfg, ppo, optimizer, sched, params, opt_state, mb, rng)
         return (params, opt_state), (terms, gnorm)
 
     def epoch(c, ekey):
