@@ -86,6 +86,7 @@ def _overrides(args: argparse.Namespace, cls) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """defaults < recipe < flags, with obs_dim / num_actions read from the environment."""
     from jax_tx.envs import make_env
+    from jax_tx.ppo.heads import policy_num_actions
 
     recipe: dict[str, Any] = {}
     if args.recipe:
@@ -102,7 +103,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     ppo_over = {**recipe.pop("ppo", {}), **_overrides(args, PPOConfig)}
     train_over = {**recipe, **_overrides(args, TrainConfig)}
     env = make_env(env_name, **env_kwargs)
-    policy = preset(variant, env.obs_dim, env.num_actions, size=size, **policy_over)
+    policy = preset(variant, env.obs_dim, policy_num_actions(env, variant), size=size, **policy_over)
     return TrainConfig(policy=policy, ppo=PPOConfig(**ppo_over), env=env_name, env_kwargs=env_kwargs, **train_over)
 
 

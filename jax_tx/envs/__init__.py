@@ -13,19 +13,28 @@ from __future__ import annotations
 
 from jax_tx.envs.base import INFO_KEYS, Env, EpisodeState
 from jax_tx.envs.memory_tasks import CountRecall, RepeatPrevious, TMaze
+from jax_tx.envs.slot_task import SlotSelect
 
-NATIVE_ENVS = {"tmaze": TMaze, "repeat_previous": RepeatPrevious, "count_recall": CountRecall}
+NATIVE_ENVS = {
+    "tmaze": TMaze,
+    "repeat_previous": RepeatPrevious,
+    "count_recall": CountRecall,
+    "slot_select": SlotSelect,
+}
 # Native names plus the gymnax envs that are tested; any registered gymnax id works as "gymnax:<id>".
 ENV_NAMES = (*NATIVE_ENVS, "gymnax:CartPole-v1", "gymnax:MemoryChain-bsuite", "gymnax:Breakout-MinAtar")
 
-__all__ = ["ENV_NAMES", "INFO_KEYS", "Env", "EpisodeState", "TMaze", "RepeatPrevious", "CountRecall", "make_env"]
+__all__ = [
+    "ENV_NAMES", "INFO_KEYS", "Env", "EpisodeState", "TMaze", "RepeatPrevious", "CountRecall", "SlotSelect", "make_env"
+]  # fmt: skip
 
 
 def make_env(name: str, **kwargs) -> Env:
     """Build env `name` with configuration kwargs.
 
     Native: "tmaze" (corridor_length, max_steps, ...), "repeat_previous" (k, num_symbols, episode_length, ...),
-    "count_recall" (num_values, episode_length, max_count, ...). gymnax: "gymnax:<id>", e.g.
+    "count_recall" (num_values, episode_length, max_count, ...), "slot_select" (num_slots, num_types, memory, ...;
+    factored actions (type, slot) with action masks). gymnax: "gymnax:<id>", e.g.
     "gymnax:MemoryChain-bsuite" with memory_length=L; kwargs naming gymnax EnvParams fields go to
     `params.replace`, others to the gymnax constructor, plus success_return (see gymnax_adapter).
     Raises ValueError for an unknown name or a bad configuration value.
