@@ -4,8 +4,8 @@ For each slot count N and seed, both policies train with PPO from the recipes
 experiments/recipes/slot_n{N}__{slot,lstm}.json (the same code path as `jax-tx train --recipe ...`,
 with total_steps replaced by this script's budget). Per (N, model) it reports
 
-  final return     mean over seeds of the greedy evaluation return (256 episodes) at the end
-  train return     mean over seeds of the training episode return over the last 10% of iterations
+  final return     mean (± std) over seeds of the training episode return over the last 10% of iterations
+  greedy eval      (--eval) mean over seeds of a greedy evaluation return (256 episodes) after training
   steps to thr     env steps until the training return (3-iteration running mean) first reaches --threshold
   SPS              training env steps per second, compile excluded (both models interleaved, seed by seed)
   params           parameter count
@@ -50,36 +50,38 @@ def recipe_config(n: int, model: str, total_steps: int, memory: bool = False):
     return config_from_args(args)
 
 
-def peak_bytes(trainer: Trainer, state) -> int:
-    m = trainer.run.lower(state).compile().memory_analysis()
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+def compile_run(trainer: Trainer):
+    """(trainer.run compiled ahead of time, peak bytes): XLA's memory_analysis, args + out + temp - alias."""
+    compiled = trainer.run.lower(trainer.init(0)).compile()
+    m = compiled.memory_analysis()
+    peak = m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes
+    return compiled, int(peak)
 
 
-def train_one(trainer: Trainer, seed: int) -> dict:
-    """Train from seed; per-iteration (env steps, return) and SPS of the calls after the first (compile)."""
+def train_one(trainer: Trainer, run, seed: int, evaluate: bool) -> dict:
+    """Train from seed with the compiled `run`; per-iteration (env steps, return), SPS (no compile inside)."""
     tc = trainer.tcfg
     state = trainer.init(seed)
     calls = tc.num_iterations // tc.iterations_per_call
     returns, t_run, steps_run = [], 0.0, 0
     for _ in range(calls):
-        compiled = trainer.run._cache_size() > 0
         t0 = time.perf_counter()
-        state, metrics = trainer.run(state)
+        state, metrics = run(state)
         ret = np.asarray(jax.block_until_ready(metrics["episode_return"]))
-        if compiled:  # SPS excludes the call that compiled
-            t_run += time.perf_counter() - t0
-            steps_run += tc.iterations_per_call * tc.steps_per_iteration
+        t_run += time.perf_counter() - t0
+        steps_run += tc.iterations_per_call * tc.steps_per_iteration
         returns.extend(float(x) for x in ret)
-    ev = run_episodes(trainer.model, state.params, tc.policy, trainer.env, 256, jax.random.PRNGKey(seed + 100))
-    steps = [(i + 1) * tc.steps_per_iteration for i in range(len(returns))]
-    return {
-        "steps": steps,
+    out = {
+        "steps": [(i + 1) * tc.steps_per_iteration for i in range(len(returns))],
         "returns": returns,
         "sps": steps_run / t_run if t_run > 0 else math.nan,
-        "eval_return": float(ev["return"][ev["finished"]].mean()),
-        "eval_success": float(ev["success"][ev["finished"]].mean()),
+        "eval_return": math.nan,
         "params": state.params,
     }
+    if evaluate:
+        ev = run_episodes(trainer.model, state.params, tc.policy, trainer.env, 256, jax.random.PRNGKey(seed + 100))
+        out["eval_return"] = float(ev["return"][ev["finished"]].mean())
+    return out
 
 
 def random_return(env, episodes: int = 256, seed: int = 0) -> float:
@@ -144,7 +146,8 @@ def plot(curves: dict, n: int, out: Path) -> None:
 
 def table(results: dict, threshold: float) -> str:
     lines = [
-        f"| slots | model | final greedy return | train return (last 10%) | env steps to {threshold} | SPS | params "
+        f"| slots | model | final return (train, last 10%) | greedy eval return | env steps to {threshold} | SPS "
+        "| params "
         "| peak memory (MiB) | budget (env steps) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -160,8 +163,8 @@ def table(results: dict, threshold: float) -> str:
                 else "not reached"
             )
             lines.append(
-                f"| {n} | {model} | {r['eval_return_mean']:.3f} ± {r['eval_return_std']:.3f} | "
-                f"{r['train_return_mean']:.3f} | {reached} | {r['sps_mean']:,.0f} | {r['params']:,} | "
+                f"| {n} | {model} | {r['train_return_mean']:.3f} ± {r['train_return_std']:.3f} | "
+                f"{r['eval_return_mean']:.3f} | {reached} | {r['sps_mean']:,.0f} | {r['params']:,} | "
                 f"{r['peak_bytes'] / 2**20:.1f} | {r['budget']:,} |"
             )
     return "\n".join(lines)
@@ -174,11 +177,15 @@ def main(argv=None) -> int:
     p.add_argument("--budget", nargs="+", default=["3:61440", "10:61440", "25:30720", "50:30720"],
                    help="N:env_steps per run")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.75)
+    p.add_argument("--eval", action="store_true", help="also a greedy evaluation (256 episodes) after each run")
     p.add_argument("--memory", action="store_true", help="the memory version (recipes slot_memory_n<N>__*.json)")
     p.add_argument("--transfer-from", type=int, default=10)
     p.add_argument("--transfer-to", type=int, nargs="+", default=[3, 10, 50])
     p.add_argument("--out", default=str(HERE / "results" / "slot_compare"))
+    p.add_argument("--retable", action="store_true", help="recompute steps-to-threshold and RESULTS.md from OUT")
     args = p.parse_args(argv)
+    if args.retable:
+        return retable(Path(args.out), args.threshold)
     budget = {int(k): int(v) for k, v in (b.split(":") for b in args.budget)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,12 +193,14 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     for n in args.slots:
         trainers = {m: Trainer(recipe_config(n, m, budget[n], args.memory)) for m in MODELS}
+        compiled = {m: compile_run(trainers[m]) for m in MODELS}
         runs = {m: [] for m in MODELS}
         for seed in args.seeds:  # interleaved: both models share the machine's load seed by seed
             for m in MODELS:
-                runs[m].append(train_one(trainers[m], seed))
-                print(f"N={n} {m} seed={seed}: eval {runs[m][-1]['eval_return']:.3f} sps {runs[m][-1]['sps']:.0f}",
-                      flush=True)  # fmt: skip
+                runs[m].append(train_one(trainers[m], compiled[m][0], seed, args.eval))
+                r = runs[m][-1]
+                print(f"N={n} {m} seed={seed}: last return {r['returns'][-1]:.3f} eval {r['eval_return']:.3f} "
+                      f"sps {r['sps']:.0f}", flush=True)  # fmt: skip
         results[str(n)] = {"random": {"eval_return_mean": random_return(trainers["slot"].env)}}
         for m in MODELS:
             rs, tr = runs[m], trainers[m]
@@ -199,13 +208,13 @@ def main(argv=None) -> int:
             results[str(n)][m] = {
                 "eval_return_mean": float(np.mean([r["eval_return"] for r in rs])),
                 "eval_return_std": float(np.std([r["eval_return"] for r in rs])),
-                "eval_success_mean": float(np.mean([r["eval_success"] for r in rs])),
                 "train_return_mean": float(np.mean([np.nanmean(r["returns"][-tail:]) for r in rs])),
+                "train_return_std": float(np.std([np.nanmean(r["returns"][-tail:]) for r in rs])),
                 "steps_to_threshold": [steps_to(r["steps"], r["returns"], args.threshold) for r in rs],
                 "sps_mean": float(np.mean([r["sps"] for r in rs])),
                 "sps_per_seed": [r["sps"] for r in rs],
                 "params": int(sum(x.size for x in jax.tree_util.tree_leaves(rs[0]["params"]))),
-                "peak_bytes": peak_bytes(tr, tr.init(0)),
+                "peak_bytes": compiled[m][1],
                 "budget": tr.tcfg.num_iterations * tr.tcfg.steps_per_iteration,
             }
         curves[str(n)] = {m: [{"steps": r["steps"], "returns": r["returns"]} for r in runs[m]] for m in MODELS}
@@ -218,6 +227,20 @@ def main(argv=None) -> int:
                 "evaluated_at": transfer(trained, args.transfer_to, args.seeds),
             }
     write(out, args, results, curves, transfer_out, t_start)
+    return 0
+
+
+def retable(out: Path, threshold: float) -> int:
+    """Rewrite OUT/results.json and RESULTS.md for another threshold from OUT/curves.json (no training)."""
+    report = json.loads((out / "results.json").read_text())
+    curves = json.loads((out / "curves.json").read_text())
+    for n, row in report["results"].items():
+        for m in MODELS:
+            runs = curves[n][m]
+            row[m]["steps_to_threshold"] = [steps_to(r["steps"], r["returns"], threshold) for r in runs]
+    args = argparse.Namespace(**{**report["settings"], "threshold": threshold})
+    t_start = time.perf_counter() - report["wall_s"]
+    write(out, args, report["results"], curves, report["transfer"], t_start)
     return 0
 
 

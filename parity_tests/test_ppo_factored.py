@@ -30,9 +30,7 @@ def slot_setup():
     ppo = config.PPOConfig(
         bptt_horizon=4, num_minibatches=2, max_grad_norm=0.05, learning_rate=3e-3, ent_coef=0.02, adam_eps=1e-6
     )
-    tc = config.TrainConfig(
-        policy=pc, ppo=ppo, env="slot_select", env_kwargs=ENV, num_envs=4, rollout_steps=16, seed=1
-    )
+    tc = config.TrainConfig(policy=pc, ppo=ppo, env="slot_select", env_kwargs=ENV, num_envs=4, rollout_steps=16, seed=1)
     torch.manual_seed(0)
     tmodel = torch_ref.make_policy(pc)
     params = convert.torch_to_flax(tmodel.state_dict(), pc)
@@ -52,7 +50,7 @@ def test_factored_masked_loss_and_one_clipped_step_agree():
     noisy = jax.tree_util.tree_map(lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(x.size), x.shape), params)
     tmodel.load_state_dict(convert.flax_to_torch(noisy, pc))
 
-    _, jterms = minibatch_loss(noisy, tr.model, pc, ppo, sched, mb, None)
+    _, jterms = jax.jit(minibatch_loss, static_argnums=(1, 2, 3))(noisy, tr.model, pc, ppo, sched, mb, None)
     to_t = lambda x: torch.as_tensor(np.array(x))  # noqa: E731
     bt = lambda x: to_t(x).transpose(0, 1)  # noqa: E731
     out, _ = tmodel(bt(mb.obs), bt(mb.reset), {k: to_t(v) for k, v in mb.memory.items()})
@@ -69,7 +67,8 @@ def test_factored_masked_loss_and_one_clipped_step_agree():
     assert float(jterms.clipfrac) > 0 and float(jterms.approx_kl) > 1e-4
 
     opt_state = set_learning_rate(tr.optimizer.init(noisy), sched.learning_rate)
-    new_params, _, _, gnorm = sgd_step(tr.model, pc, ppo, tr.optimizer, sched, noisy, opt_state, mb, None)
+    step = jax.jit(sgd_step, static_argnums=(0, 1, 2, 3))
+    new_params, _, _, gnorm = step(tr.model, pc, ppo, tr.optimizer, sched, noisy, opt_state, mb, None)
     toptim = tppo.make_optimizer(tmodel.parameters(), ppo, sched.learning_rate)
     tnorm = tppo.sgd_step(tmodel, toptim, tterms["total"], ppo.max_grad_norm)
     assert float(gnorm) > ppo.max_grad_norm

@@ -129,7 +129,8 @@ def test_one_slot_policy_acts_at_3_and_50_slots_with_the_weights_built_at_10():
         env = make_env("slot_select", num_slots=n)
         obs, state = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(n), 8))
         cfg = pc.replace(obs_dim=env.obs_dim)
-        out, _ = make_policy(cfg).apply(params, obs[:, None], jnp.ones((8, 1), bool), initial_memory(cfg, 8))
+        apply = jax.jit(make_policy(cfg).apply)
+        out, _ = apply(params, obs[:, None], jnp.ones((8, 1), bool), initial_memory(cfg, 8))
         logits = jax.tree_util.tree_map(lambda x: x[:, 0], out.logits)
         assert [x.shape for x in logits] == [(8, 3), (8, n)]
         actions, _ = heads.select_actions(jax.random.PRNGKey(1), logits, jax.vmap(env.action_mask)(state))
@@ -152,12 +153,14 @@ def test_slot_remat_gives_the_same_outputs_and_gradients():
         out, _ = make_policy(cfg).apply(p, obs, reset, mem)
         return sum(jnp.sum(jnp.sin(x)) for x in out.logits) + jnp.sum(out.value**2)
 
+    loss = jax.jit(loss, static_argnums=1)
+
     remat = pc.replace(slot_remat=True)
     assert jax.tree_util.tree_structure(make_policy(remat).init(jax.random.PRNGKey(1), obs, reset, mem)) == (
         jax.tree_util.tree_structure(params)
     )
     np.testing.assert_array_equal(np.asarray(loss(params, pc)), np.asarray(loss(params, remat)))
-    g0, g1 = (jax.grad(loss)(params, c) for c in (pc, remat))
+    g0, g1 = (jax.jit(jax.grad(loss), static_argnums=1)(params, c) for c in (pc, remat))
     diff = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()), g0, g1)
     assert max(jax.tree_util.tree_leaves(diff)) <= 1e-6
     assert max(float(jnp.abs(x).max()) for x in jax.tree_util.tree_leaves(g0)) > 1e-3
