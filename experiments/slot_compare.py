@@ -144,6 +144,10 @@ def plot(curves: dict, n: int, out: Path) -> None:
     plt.close(fig)
 
 
+def fmt(x: float) -> str:
+    return f"{x:.3f}" if np.isfinite(x) else "not run"
+
+
 def table(results: dict, threshold: float) -> str:
     lines = [
         f"| slots | model | final return (train, last 10%) | greedy eval return | env steps to {threshold} | SPS "
@@ -164,7 +168,7 @@ def table(results: dict, threshold: float) -> str:
             )
             lines.append(
                 f"| {n} | {model} | {r['train_return_mean']:.3f} ± {r['train_return_std']:.3f} | "
-                f"{r['eval_return_mean']:.3f} | {reached} | {r['sps_mean']:,.0f} | {r['params']:,} | "
+                f"{fmt(r['eval_return_mean'])} | {reached} | {r['sps_mean']:,.0f} | {r['params']:,} | "
                 f"{r['peak_bytes'] / 2**20:.1f} | {r['budget']:,} |"
             )
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from jax_tx.envs import make_env
 from jax_tx.ppo.heads import policy_num_actions
 from jax_tx.ppo.schedules import schedule_values
 from jax_tx.ppo.trainer import Trainer
-from jax_tx.ppo.update import make_segments, minibatch_loss, set_learning_rate, sgd_step, take
+from jax_tx.ppo.update import make_segments, set_learning_rate, sgd_step, take
 from torch_ref import ppo as tppo
 
 TOL = 1e-5
@@ -50,7 +50,10 @@ def test_factored_masked_loss_and_one_clipped_step_agree():
     noisy = jax.tree_util.tree_map(lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(x.size), x.shape), params)
     tmodel.load_state_dict(convert.flax_to_torch(noisy, pc))
 
-    _, jterms = jax.jit(minibatch_loss, static_argnums=(1, 2, 3))(noisy, tr.model, pc, ppo, sched, mb, None)
+    # one compiled step gives both the loss terms (at the noisy params) and the updated params
+    opt_state = set_learning_rate(tr.optimizer.init(noisy), sched.learning_rate)
+    step = jax.jit(sgd_step, static_argnums=(0, 1, 2, 3))
+    new_params, _, jterms, gnorm = step(tr.model, pc, ppo, tr.optimizer, sched, noisy, opt_state, mb, None)
     to_t = lambda x: torch.as_tensor(np.array(x))  # noqa: E731
     bt = lambda x: to_t(x).transpose(0, 1)  # noqa: E731
     out, _ = tmodel(bt(mb.obs), bt(mb.reset), {k: to_t(v) for k, v in mb.memory.items()})
@@ -66,9 +69,6 @@ def test_factored_masked_loss_and_one_clipped_step_agree():
         assert abs(float(j) - float(t.detach())) <= TOL
     assert float(jterms.clipfrac) > 0 and float(jterms.approx_kl) > 1e-4
 
-    opt_state = set_learning_rate(tr.optimizer.init(noisy), sched.learning_rate)
-    step = jax.jit(sgd_step, static_argnums=(0, 1, 2, 3))
-    new_params, _, _, gnorm = step(tr.model, pc, ppo, tr.optimizer, sched, noisy, opt_state, mb, None)
     toptim = tppo.make_optimizer(tmodel.parameters(), ppo, sched.learning_rate)
     tnorm = tppo.sgd_step(tmodel, toptim, tterms["total"], ppo.max_grad_norm)
     assert float(gnorm) > ppo.max_grad_norm

@@ -34,14 +34,6 @@ def oracle(env):
     return lambda k, state, mask: jnp.stack(jax.vmap(env.answer)(state.inner), axis=-1)
 
 
-def random_legal(env):
-    def choose(k, state, mask):
-        logits = jnp.zeros(mask.shape)
-        return heads.select_actions(k, (logits[:, : env.num_types], logits[:, env.num_types :]), mask)[0]
-
-    return choose
-
-
 @pytest.mark.parametrize("memory", [False, True])
 def test_layout_optimum_and_masks(memory):
     env = make_env("slot_select", num_slots=6, min_active=2, max_active=5, episode_length=4, memory=memory)
@@ -67,13 +59,6 @@ def test_layout_optimum_and_masks(memory):
     first = obs[..., env.base_dim - 1] > 0.5
     query_shown = obs[..., : env.base_dim - 1].sum(-1) > 0
     np.testing.assert_array_equal(query_shown, first if memory else np.ones_like(first))
-
-
-def test_random_legal_policy_is_far_from_the_optimum():
-    env = make_env("slot_select", num_slots=10, episode_length=4)
-    *_, done, info = play(env, random_legal(env))
-    assert info["episode_return"][done].mean() < 0.6
-    assert info["success"][done].mean() < 0.05
 
 
 def test_masked_actions_are_never_sampled_and_have_probability_zero():
@@ -153,14 +138,14 @@ def test_slot_remat_gives_the_same_outputs_and_gradients():
         out, _ = make_policy(cfg).apply(p, obs, reset, mem)
         return sum(jnp.sum(jnp.sin(x)) for x in out.logits) + jnp.sum(out.value**2)
 
-    loss = jax.jit(loss, static_argnums=1)
+    value_and_grad = jax.jit(jax.value_and_grad(loss), static_argnums=1)
 
     remat = pc.replace(slot_remat=True)
     assert jax.tree_util.tree_structure(make_policy(remat).init(jax.random.PRNGKey(1), obs, reset, mem)) == (
         jax.tree_util.tree_structure(params)
     )
-    np.testing.assert_array_equal(np.asarray(loss(params, pc)), np.asarray(loss(params, remat)))
-    g0, g1 = (jax.jit(jax.grad(loss), static_argnums=1)(params, c) for c in (pc, remat))
+    (v0, g0), (v1, g1) = (value_and_grad(params, c) for c in (pc, remat))
+    np.testing.assert_array_equal(np.asarray(v0), np.asarray(v1))
     diff = jax.tree_util.tree_map(lambda a, b: float(jnp.abs(a - b).max()), g0, g1)
     assert max(jax.tree_util.tree_leaves(diff)) <= 1e-6
     assert max(float(jnp.abs(x).max()) for x in jax.tree_util.tree_leaves(g0)) > 1e-3
