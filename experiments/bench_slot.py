@@ -11,7 +11,10 @@ For each (model, N) at batch B and sequence T:
             and for torch the bytes autograd saves for backward (unique storages)
 The torch twins are timed in the same run (eager, float32, CPU threads as given).
 
-    python experiments/bench_slot.py [--slots 3 10 25 50] [--batch 32] [--steps 64] [--out ...]
+    python experiments/bench_slot.py [--slots 3 10 25 50] [--batch 32] [--steps 64] [--remat] [--out ...]
+
+--remat adds `slot_remat` (the slot policy with slot_remat=True: each encoder layer rematerialised in
+the backward pass, jax.checkpoint) to the same interleaved runs, and its criteria beside the plain slot's.
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from jax_tx.io import convert  # noqa: E402
 
 def configs(n: int, args) -> dict:
     width = args.base_dim + n * args.slot_dim
-    return {
+    out = {
         "slot": preset("slot", width, args.num_actions, base_dim=args.base_dim, slot_dim=args.slot_dim),
         "lstm": preset("lstm", width, args.num_actions),
     }
+    if getattr(args, "remat", False):
+        out["slot_remat"] = out["slot"].replace(slot_remat=True)
+    return out
 
 
 def inputs(cfg, n: int, args, seed: int = 0):
@@ -156,7 +162,7 @@ def bench_slot_count(n: int, args) -> dict:
         tmodel = torch_ref.make_policy(cfg)
         obs, reset = inputs(cfg, n, args)
         libs = {"jax": jax_jobs(cfg, obs, reset, tmodel, args)}
-        if not args.no_torch:
+        if not args.no_torch and not cfg.slot_remat:  # the torch twin ignores slot_remat
             libs["torch"] = torch_jobs(cfg, tmodel, obs, reset, args)
         rows[name] = {lib: numbers for lib, (_, numbers) in libs.items()}
         jobs.update({(name, lib, kind): fn for lib, (fns, _) in libs.items() for kind, fn in fns.items()})
@@ -166,9 +172,9 @@ def bench_slot_count(n: int, args) -> dict:
     return rows
 
 
-def ratio(results: dict, n: int, lib: str, *path: str) -> float:
-    """slot / lstm of the number at `path` in results[n][model][lib]."""
-    a, b = results[str(n)]["slot"][lib], results[str(n)]["lstm"][lib]
+def ratio(results: dict, n: int, lib: str, *path: str, model: str = "slot") -> float:
+    """model / lstm of the number at `path` in results[n][model][lib]."""
+    a, b = results[str(n)][model][lib], results[str(n)]["lstm"][lib]
     for key in path:
         a, b = a[key], b[key]
     return a / b
@@ -191,13 +197,23 @@ def criteria(results: dict, slots: list[int]) -> dict:
             out["torch_saved_activation_ratio_at_50"] = ratio(results, 50, "torch", "saved_activation_bytes")
         out["param_ratio_at_50"] = ratio(results, 50, "jax", "params")
         out["memory_met"] = out["jax_backward_memory_ratio_at_50"] < 0.5
+    if "slot_remat" in results[str(slots[0])]:
+        rm = {"model": "slot_remat"}
+        if 3 in slots:
+            for kind in ("forward", "backward"):
+                out[f"remat_jax_{kind}_time_ratio_at_3"] = ratio(results, 3, "jax", kind, "min_s", **rm)
+        if 50 in slots:
+            out["remat_jax_backward_memory_ratio_at_50"] = ratio(
+                results, 50, "jax", "backward_memory", "total_bytes", **rm
+            )
+            out["remat_memory_met"] = out["remat_jax_backward_memory_ratio_at_50"] < 0.5
     return out
 
 
 def summary_line(n: int, name: str, row: dict) -> str:
     j, ms, mib = row["jax"], 1e3, 2.0**-20
     line = (
-        f"N={n:3d} {name:5s} params={j['params']:8d}  jax fwd {j['forward']['min_s'] * ms:8.1f} ms  "
+        f"N={n:3d} {name:10s} params={j['params']:8d}  jax fwd {j['forward']['min_s'] * ms:8.1f} ms  "
         f"fwd+bwd {j['backward']['min_s'] * ms:8.1f} ms  mem {j['backward_memory']['total_bytes'] * mib:8.1f} MiB"
     )
     if "torch" in row:
@@ -219,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-actions", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-torch", action="store_true", help="skip the torch twins")
+    parser.add_argument("--remat", action="store_true", help="also time slot_remat=True (jax.checkpoint per layer)")
     parser.add_argument("--out", default="experiments/results/slot_bench.json")
     args = parser.parse_args(argv)
     jax.config.update("jax_default_matmul_precision", "highest")

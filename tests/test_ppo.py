@@ -10,9 +10,8 @@ import pytest
 from jax_tx import config
 from jax_tx.envs import make_env
 from jax_tx.models.policy import initial_memory
-from jax_tx.ppo import schedules
+from jax_tx.ppo import heads, schedules
 from jax_tx.ppo.advantages import bootstrap_values, gae, gae_python
-from jax_tx.ppo.loss import log_prob_entropy
 from jax_tx.ppo.trainer import Trainer
 from jax_tx.ppo.update import forward, make_segments, take
 
@@ -40,6 +39,21 @@ def tiny_train_config(variant: str, env_kwargs=None, **overrides) -> config.Trai
     ppo = config.PPOConfig(**{"bptt_horizon": 4, "num_minibatches": 4, "update_epochs": 1, **overrides.pop("ppo", {})})
     base = dict(env="tmaze", env_kwargs=env_kwargs, num_envs=4, rollout_steps=16, total_steps=4 * 16 * 4, seed=3)
     return config.TrainConfig(policy=pc, ppo=ppo, **{**base, **overrides})
+
+
+SLOT_ENV = {"num_slots": 4, "min_active": 2, "episode_length": 3}
+
+
+def tiny_slot_train_config(variant: str, **env_kwargs) -> config.TrainConfig:
+    """A tiny run of `variant` on slot_select (factored actions with masks; episodes end inside the rollout)."""
+    kw = {**SLOT_ENV, **env_kwargs}
+    env = make_env("slot_select", **kw)
+    layout = {"base_dim": env.base_dim, "slot_dim": env.slot_dim} if variant == "slot" else {}
+    pc = config.preset(variant, env.obs_dim, heads.policy_num_actions(env, variant), **TINY, **layout)
+    ppo = config.PPOConfig(bptt_horizon=4, num_minibatches=4, update_epochs=1)
+    return config.TrainConfig(
+        policy=pc, ppo=ppo, env="slot_select", env_kwargs=kw, num_envs=4, rollout_steps=16, total_steps=256, seed=3
+    )
 
 
 def random_episode_data(seed: int, t: int = 13, b: int = 5):
@@ -131,7 +145,7 @@ def recompute_errors(tc: config.TrainConfig, zero_memory: bool = False):
         def one(idx):
             mb = take(seg, idx)
             logits, values = forward(tr.model, state.params, tc.policy, mb)
-            logp, _ = log_prob_entropy(logits, mb.action)
+            logp, _, _ = heads.log_prob_entropy(logits, mb.action, mb.mask)
             return jnp.max(jnp.abs(jnp.exp(logp - mb.logp) - 1.0)), jnp.max(jnp.abs(values - mb.value))
 
         r, v = jax.lax.map(one, order)
@@ -145,6 +159,15 @@ def recompute_errors(tc: config.TrainConfig, zero_memory: bool = False):
 def test_ratio_is_one_and_values_match_before_first_step(variant):
     ratio_err, value_err, resets = recompute_errors(tiny_train_config(variant))
     assert resets > 0  # episodes end inside the rollout, so resets inside segments are exercised
+    assert ratio_err <= 1e-5
+    assert value_err <= 1e-5
+
+
+@pytest.mark.parametrize("variant", ["slot", "lstm"])
+def test_ratio_is_one_for_factored_masked_heads_before_first_step(variant):
+    """slot (two heads) and the flat lstm (one head cut into the env's two) on slot_select, with action masks."""
+    ratio_err, value_err, resets = recompute_errors(tiny_slot_train_config(variant))
+    assert resets > 0
     assert ratio_err <= 1e-5
     assert value_err <= 1e-5
 
@@ -198,8 +221,11 @@ def test_bfloat16_run_takes_a_finite_step_with_float32_params():
     assert any(jax.tree_util.tree_leaves(changed))
 
 
-def test_slot_is_rejected_with_a_clear_error():
+def test_policy_heads_that_do_not_fit_the_env_are_a_clear_error():
     env = make_env("tmaze")
     pc = config.preset("slot", env.obs_dim, env.num_actions, base_dim=2, slot_dim=1)
-    with pytest.raises(ValueError, match="single-head"):
+    with pytest.raises(ValueError, match="action_dims"):
         Trainer(config.TrainConfig(policy=pc, rollout_steps=16, num_envs=4, ppo=config.PPOConfig(num_minibatches=1)))
+    tc = tiny_slot_train_config("lstm")
+    with pytest.raises(ValueError, match="policy_num_actions"):
+        Trainer(tc.replace(policy=tc.policy.replace(num_actions=3)))

@@ -5,6 +5,7 @@ Same equations, same order (see the JAX docstrings); time-major [T, B] tensors.
     next_value_t = 0 if term_t; V(final_obs_t) if trunc_t; V_{t+1} (V_T = last_value) otherwise
     A_t = rho_t (r_t + gamma next_value_t - V_t) + gamma lambda c_t (1 - done_t) A_{t+1}
     L   = L_pg + vf_coef L_v - ent_coef H
+    factored heads (jax_tx/ppo/heads.py): masked logits -> -1e9; log pi(a) = sum_k log pi_k(a_k), H = sum_k H_k
     step: g <- g * min(1, max_norm / ||g||) (optax clip_by_global_norm form), then Adam / AdamW
 """
 
@@ -44,6 +45,25 @@ def log_prob_entropy(logits, actions):
     return logp, entropy
 
 
+MASKED_LOGIT = -1e9
+
+
+def factored_log_prob_entropy(logits, actions, mask=None):
+    """K heads [..., A_k], actions [..., K] (or one head, actions [...]), mask bool[..., sum A_k] or None:
+    (summed log pi(a), summed entropy, per-head entropies)."""
+    heads = [h.float() for h in (logits if isinstance(logits, (tuple, list)) else (logits,))]
+    if mask is not None and mask.shape[-1] > 0:
+        masks = torch.split(mask, [h.shape[-1] for h in heads], dim=-1)
+        heads = [torch.where(m, h, torch.full_like(h, MASKED_LOGIT)) for h, m in zip(heads, masks, strict=True)]
+    acts = [actions] if len(heads) == 1 and actions.dim() == heads[0].dim() - 1 else actions.unbind(-1)
+    logps, ents = [], []
+    for h, a in zip(heads, acts, strict=True):
+        lp, ent = log_prob_entropy(h, a)
+        logps.append(lp)
+        ents.append(ent)
+    return sum(logps[1:], logps[0]), sum(ents[1:], ents[0]), ents
+
+
 def normalize(x, eps: float = 1e-8):
     # jnp.std is the population std (ddof=0)
     return (x - x.mean()) / (x.std(unbiased=False) + eps)
@@ -64,8 +84,13 @@ def ppo_loss(
     vf_coef,
     norm_adv=True,
     clip_vloss=True,
+    mask=None,
 ) -> dict[str, torch.Tensor]:
-    logp, entropy = log_prob_entropy(logits, actions)
+    factored = isinstance(logits, (tuple, list))
+    if factored or (mask is not None and mask.shape[-1] > 0):
+        logp, entropy, per_head = factored_log_prob_entropy(logits, actions, mask)
+    else:
+        logp, entropy = log_prob_entropy(logits, actions)
     values = values.float()
     logratio = torch.clamp(logp - old_logp, -10.0, 10.0)
     ratio = logratio.exp()
@@ -84,6 +109,7 @@ def ppo_loss(
         "entropy": ent,
         "approx_kl": ((ratio - 1.0) - logratio).mean(),
         "clipfrac": ((ratio - 1.0).abs() > clip_coef).float().mean(),
+        "head_entropy": [h.mean() for h in per_head] if factored else [],
     }
 
 

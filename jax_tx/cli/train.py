@@ -123,6 +123,7 @@ def _overrides(args: argparse.Namespace, cls) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """defaults < recipe < flags, with obs_dim / num_actions read from the environment."""
     from jax_tx.envs import make_env
+    from jax_tx.ppo.heads import policy_num_actions
 
     recipe: dict[str, Any] = dict(load_recipe(args.recipe)) if args.recipe else {}
     variant = args.variant or recipe.pop("variant", DEFAULTS["variant"])
@@ -141,7 +142,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         env = make_env(env_name, **env_kwargs)
     except (TypeError, ValueError) as e:
         raise ValueError(f"--env {env_name} with env_kwargs {env_kwargs}: {e}") from None
-    policy = preset(variant, env.obs_dim, env.num_actions, size=size, **policy_over)
+    policy = preset(variant, env.obs_dim, policy_num_actions(env, variant), size=size, **policy_over)
     return TrainConfig(policy=policy, ppo=PPOConfig(**ppo_over), env=env_name, env_kwargs=env_kwargs, **train_over)
 
 

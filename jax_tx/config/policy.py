@@ -172,6 +172,9 @@ class PolicyConfig:
     """slot: rows of the learned row/column position grid; slot i sits at row i // slot_grid_cols."""
     slot_grid_cols: int = 8
     """slot: columns of the grid; slot i sits at column i % slot_grid_cols. At most rows * cols slots."""
+    slot_remat: bool = False
+    """slot (JAX only): rematerialise each slot-encoder layer in the backward pass (jax.checkpoint): the
+    same outputs and parameters, less activation memory, more compute. The torch twin ignores it."""
 
     @property
     def head_dim(self) -> int:
@@ -295,6 +298,7 @@ def validate(cfg: PolicyConfig) -> None:
     for name in ("base_dim", "slot_dim", "slot_grid_rows", "slot_grid_cols"):
         v = getattr(cfg, name)
         _require(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, v, "must be an int >= 0")
+    _require(isinstance(cfg.slot_remat, bool), "slot_remat", cfg.slot_remat, "must be true or false")
     if cfg.variant == "slot":
         _validate_slot(cfg)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from jax_tx.envs.base import INFO_KEYS, Env, EpisodeState
 from jax_tx.envs.memory_tasks import CountRecall, RepeatPrevious, TMaze
+from jax_tx.envs.slot_task import SlotSelect
 from jax_tx.envs.token_tasks import TokenTMaze
 
 NATIVE_ENVS = {
@@ -20,6 +21,7 @@ NATIVE_ENVS = {
     "repeat_previous": RepeatPrevious,
     "count_recall": CountRecall,
     "token_tmaze": TokenTMaze,
+    "slot_select": SlotSelect,
 }
 # Native names plus the gymnax envs that are tested; any registered gymnax id works as "gymnax:<id>".
 ENV_NAMES = (*NATIVE_ENVS, "gymnax:CartPole-v1", "gymnax:MemoryChain-bsuite", "gymnax:Breakout-MinAtar")
@@ -33,6 +35,7 @@ __all__ = [
     "RepeatPrevious",
     "CountRecall",
     "TokenTMaze",
+    "SlotSelect",
     "make_env",
 ]
 
@@ -42,7 +45,8 @@ def make_env(name: str, **kwargs) -> Env:
 
     Native: "tmaze" (corridor_length, max_steps, ...), "repeat_previous" (k, num_symbols, episode_length, ...),
     "count_recall" (num_values, episode_length, max_count, ...), "token_tmaze" (corridor_length, num_tokens: token
-    observations uint8[num_tokens, 3] for encoder="tokens"). gymnax: "gymnax:<id>", e.g.
+    observations uint8[num_tokens, 3] for encoder="tokens"), "slot_select" (num_slots, num_types, memory, ...;
+    factored actions (type, slot) with action masks). gymnax: "gymnax:<id>", e.g.
     "gymnax:MemoryChain-bsuite" with memory_length=L; kwargs naming gymnax EnvParams fields go to
     `params.replace`, others to the gymnax constructor, plus success_return (see gymnax_adapter).
     Raises ValueError for an unknown name or a bad configuration value.

@@ -136,8 +136,10 @@ class SlotEncoder(nn.Module):
         e = e + pos.astype(e.dtype)
         x = jnp.concatenate([jnp.broadcast_to(cls.astype(e.dtype), (b, t, 1, cfg.d_model)), e], axis=2)
         key_ok = jnp.concatenate([jnp.ones((b, t, 1), bool), active], axis=2)  # CLS always visible
+        # slot_remat: keep only each layer's input for the backward pass (argnum 3 = deterministic, self = 0)
+        layer = nn.remat(SlotEncoderLayer, static_argnums=(3,)) if cfg.slot_remat else SlotEncoderLayer
         for i in range(cfg.num_layers):
-            x = SlotEncoderLayer(cfg, name=f"layers_{i}")(x, key_ok, deterministic)
+            x = layer(cfg, name=f"layers_{i}")(x, key_ok, deterministic)
         o = layer_norm(cfg, "final_norm")(x)
         return o[:, :, 0], o[:, :, 1:]
 

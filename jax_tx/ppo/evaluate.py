@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax_tx.ppo import heads
 from jax_tx.ppo.rollout import initial_carry, policy_step
 
 
@@ -24,8 +25,8 @@ def run_episodes(model, params, cfg, env, episodes: int, key, greedy: bool = Tru
         logits, _, memory = policy_step(
             model, params, cfg, carry.obs, carry.reset, carry.memory, carry.prev_action, carry.prev_reward
         )
-        action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(k_act, logits)
-        action = action.astype(jnp.int32)
+        mask = heads.env_masks(env, carry.env_state, episodes)
+        action, _ = heads.select_actions(k_act, logits, mask, greedy=greedy)
         obs, env_state, reward, term, trunc, info = jax.vmap(env.step)(
             jax.random.split(k_env, episodes), carry.env_state, action
         )
@@ -39,7 +40,7 @@ def run_episodes(model, params, cfg, env, episodes: int, key, greedy: bool = Tru
             obs=obs,
             reset=done,
             memory=memory,
-            prev_action=jnp.where(done, -1, action),
+            prev_action=jnp.where(done, -1, heads.first_action(action)),
             prev_reward=jnp.where(done, 0.0, reward),
         )
         return (carry, finished | done, ret, succ, length), None

@@ -100,6 +100,9 @@ class RunLogger:
             for k, v in row.items():
                 if k != "iteration" and not math.isnan(v):
                     self._tb.add_scalar(k if k in ("env_steps", "wall_s", "sps") else f"train/{k}", v, iteration)
+            for k in sorted(set(metrics) - set(METRIC_KEYS)):  # e.g. entropy_head_k of a factored policy
+                if not math.isnan(float(metrics[k])):
+                    self._tb.add_scalar(f"train/{k}", float(metrics[k]), iteration)
         self._bar.update(1)
         self._bar.set_postfix(
             sps=f"{sps:,.0f}", ret=f"{row['episode_return']:.3f}", success=f"{row['success']:.3f}", refresh=False

@@ -7,6 +7,9 @@ L_v      = 0.5 mean(max((V - R)^2, (V_old + clip(V - V_old, -vc, vc) - R)^2))   
          = 0.5 mean((V - R)^2)                                          (otherwise)
 H        = mean(entropy(softmax(logits)))
 L        = L_pg + vf_coef L_v - ent_coef H
+
+Factored actions (logits a tuple of K heads, actions [T, B, K], optional masks; see
+jax_tx/ppo/heads.py): log pi(a) and H are summed over the heads; head_entropy holds each H_k.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import chex
 import jax
 import jax.numpy as jnp
 from flax import struct
+
+from jax_tx.ppo import heads as heads_lib
 
 
 @struct.dataclass
@@ -25,6 +30,8 @@ class LossTerms:
     entropy: jnp.ndarray
     approx_kl: jnp.ndarray
     clipfrac: jnp.ndarray
+    head_entropy: tuple = ()
+    """Per-head mean entropies (K of them) for a factored policy; () for a single head."""
 
 
 def log_prob_entropy(logits, actions):
@@ -55,10 +62,22 @@ def ppo_loss(
     vf_coef: float,
     norm_adv: bool = True,
     clip_vloss: bool = True,
+    mask=None,
 ) -> LossTerms:
-    chex.assert_rank([logits, values], [3, 2])
-    chex.assert_equal_shape([values, actions, old_logp, old_values, advantages, returns])
-    logp, entropy = log_prob_entropy(logits, actions)
+    """logits [T, B, A] (or K heads [T, B, A_k] with actions [T, B, K]); mask bool[T, B, sum A_k] or None."""
+    factored = isinstance(logits, (tuple, list))
+    chex.assert_rank(values, 2)
+    chex.assert_equal_shape([values, old_logp, old_values, advantages, returns])
+    if factored:
+        chex.assert_rank(list(logits), 3)
+        logp, entropy, per_head = heads_lib.log_prob_entropy(logits, actions, mask)
+    else:
+        chex.assert_rank(logits, 3)
+        chex.assert_equal_shape([values, actions])
+        if mask is not None and mask.shape[-1] > 0:
+            logp, entropy, _ = heads_lib.log_prob_entropy(logits, actions, mask)
+        else:
+            logp, entropy = log_prob_entropy(logits, actions)
     values = values.astype(jnp.float32)
     logratio = jnp.clip(logp - old_logp, -10.0, 10.0)
     ratio = jnp.exp(logratio)
@@ -77,4 +96,5 @@ def ppo_loss(
         entropy=ent,
         approx_kl=((ratio - 1.0) - logratio).mean(),
         clipfrac=(jnp.abs(ratio - 1.0) > clip_coef).astype(jnp.float32).mean(),
+        head_entropy=tuple(h.mean() for h in per_head) if factored else (),
     )

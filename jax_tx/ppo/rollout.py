@@ -6,6 +6,7 @@ auto-reset, or the very first step), the policy memory, and the previous action 
 
     out, mem' = policy(o_t[:, None], reset_t[:, None], mem, prev_action, prev_reward)
     a_t ~ Categorical(out.logits);  o_{t+1}, r_t, term_t, trunc_t = env.step(a_t)
+        (factored heads: one categorical per head, masked by env.action_mask(state_t); see heads.py)
     V(final_obs_t) = policy(final_obs_t, reset=False, mem').value   only if any trunc_t
     reset_{t+1} = term_t or trunc_t
 
@@ -24,6 +25,7 @@ from flax import struct
 
 from jax_tx.config import PolicyConfig
 from jax_tx.models.policy import initial_memory
+from jax_tx.ppo import heads
 
 
 @struct.dataclass
@@ -55,6 +57,8 @@ class Transition:
     truncated_value: jnp.ndarray
     success: jnp.ndarray
     episode_return: jnp.ndarray
+    mask: jnp.ndarray = None
+    """bool[B, sum A_k]: the action mask the step was sampled under (width 0: the env has none)."""
 
 
 @struct.dataclass
@@ -81,10 +85,10 @@ def policy_inputs(cfg: PolicyConfig, obs, reset, prev_action, prev_reward) -> di
 
 
 def policy_step(model, params, cfg: PolicyConfig, obs, reset, memory, prev_action, prev_reward):
-    """One step in step mode for [B] inputs: (logits [B, A], value [B], next memory)."""
+    """One step in step mode for [B] inputs: (logits [B, A] or K heads [B, A_k], value [B], next memory)."""
     kw = policy_inputs(cfg, obs[:, None], reset[:, None], prev_action[:, None], prev_reward[:, None])
     out, memory = model.apply(params, memory=memory, deterministic=True, **kw)
-    return out.logits[:, 0], out.value[:, 0], memory
+    return jax.tree_util.tree_map(lambda x: x[:, 0], out.logits), out.value[:, 0], memory
 
 
 def initial_carry(env, cfg: PolicyConfig, key, num_envs: int) -> RolloutCarry:
@@ -110,12 +114,13 @@ def rollout(model, env, cfg: PolicyConfig, params, carry: RolloutCarry, key, num
     def step(c: RolloutCarry, step_key):
         k_act, k_env = jax.random.split(step_key)
         logits, value, memory = policy_step(model, params, cfg, c.obs, c.reset, c.memory, c.prev_action, c.prev_reward)
-        action = jax.random.categorical(k_act, logits).astype(jnp.int32)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=-1)[:, 0]
+        mask = heads.env_masks(env, c.env_state, c.reset.shape[0])
+        action, logp = heads.select_actions(k_act, logits, mask)
         obs, env_state, reward, terminated, truncated, info = env_step(env, c, k_env, action)
+        first = heads.first_action(action)
 
         def final_value():
-            prev = (action, reward)
+            prev = (first, reward)
             _, v, _ = policy_step(model, params, cfg, info["final_observation"], jnp.zeros_like(c.reset), memory, *prev)
             return v
 
@@ -135,13 +140,14 @@ def rollout(model, env, cfg: PolicyConfig, params, carry: RolloutCarry, key, num
             truncated_value=truncated_value,
             success=info["success"],
             episode_return=info["episode_return"],
+            mask=mask,
         )
         nxt = RolloutCarry(
             env_state=env_state,
             obs=obs,
             reset=done,
             memory=memory,
-            prev_action=jnp.where(done, -1, action),
+            prev_action=jnp.where(done, -1, first),
             prev_reward=jnp.where(done, 0.0, reward),
         )
         return nxt, tr

@@ -24,7 +24,7 @@ from flax import struct
 from jax_tx.config import TrainConfig
 from jax_tx.envs import make_env
 from jax_tx.models.policy import example_inputs, make_policy
-from jax_tx.ppo import guards, schedules, sharding
+from jax_tx.ppo import guards, heads, schedules, sharding
 from jax_tx.ppo.advantages import bootstrap_values, gae
 from jax_tx.ppo.rollout import RolloutCarry, initial_carry, rollout
 from jax_tx.ppo.update import make_optimizer, make_segments, update
@@ -60,16 +60,9 @@ class Trainer:
     """Builds the env, policy and optimizer of a TrainConfig and the jitted iteration."""
 
     def __init__(self, tcfg: TrainConfig, env=None):
-        if tcfg.policy.variant == "slot":
-            raise ValueError("variant 'slot' has several action heads; jax_tx.ppo supports single-head policies only")
         if env is None:
             env = make_env(tcfg.env, **tcfg.env_kwargs)
-        if (env.obs_dim, env.num_actions) != (tcfg.policy.obs_dim, tcfg.policy.num_actions):
-            raise ValueError(
-                f"policy has obs_dim={tcfg.policy.obs_dim}, num_actions={tcfg.policy.num_actions} but env "
-                f"{tcfg.env!r} has obs_dim={env.obs_dim}, num_actions={env.num_actions}; build the policy config "
-                f"with config.preset(variant, env.obs_dim, env.num_actions)"
-            )
+        heads.check_policy_env(tcfg.policy, env)
         tokens_env = getattr(env, "obs_dtype", None) == jnp.uint8
         if tokens_env != (tcfg.policy.encoder == "tokens"):
             kind = "token observations uint8[obs_dim, 3]" if tokens_env else "flat float observations"
@@ -78,7 +71,7 @@ class Trainer:
                 f"use encoder={'tokens' if tokens_env else 'mlp'!r} (--encoder {'tokens' if tokens_env else 'mlp'})"
             )
         self.tcfg, self.env, self.cfg, self.ppo = tcfg, env, tcfg.policy, tcfg.ppo
-        self.model = make_policy(tcfg.policy)
+        self.model = heads.wrap_for_env(make_policy(tcfg.policy), tcfg.policy, env)
         self.optimizer = make_optimizer(tcfg.ppo)
         self.num_segments_per_env = tcfg.rollout_steps // tcfg.ppo.bptt_horizon
         self.placement = sharding.Placement.for_config(tcfg)
@@ -150,6 +143,7 @@ class Trainer:
             "vf_clip_coef": sched.vf_clip_coef,
             **episode_stats(ro.transitions),
             "nonfinite": nonfinite,
+            **{f"entropy_head_{k}": h for k, h in enumerate(terms.head_entropy)},
         }
         new = TrainState(params=params, opt_state=opt_state, carry=carry, key=key, iteration=state.iteration + 1)
         return new, jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), metrics)

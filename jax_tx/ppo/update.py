@@ -21,8 +21,9 @@ import optax
 from flax import struct
 
 from jax_tx.config import PolicyConfig, PPOConfig
+from jax_tx.ppo import heads
 from jax_tx.ppo.advantages import gae
-from jax_tx.ppo.loss import LossTerms, log_prob_entropy, ppo_loss
+from jax_tx.ppo.loss import LossTerms, ppo_loss
 from jax_tx.ppo.rollout import policy_inputs
 from jax_tx.ppo.schedules import ScheduleValues
 
@@ -46,6 +47,8 @@ class Segments:
     tail: jnp.ndarray
     """[S]: the advantage of the step after the segment (0 after the rollout's end), V-trace's A_H."""
     memory: Any
+    mask: jnp.ndarray = None
+    """bool[H, S, sum A_k]: the rollout's action masks (width 0: none); action is [H, S, K] for K heads."""
 
 
 def to_segments(x, horizon: int):
@@ -81,18 +84,20 @@ def make_segments(trs, seg_memory, advantages, next_values, horizon: int) -> Seg
         done=cut(done),
         tail=segment_tails(advantages, horizon),
         memory=seg_memory,
+        mask=None if trs.mask is None else cut(trs.mask),
     )
 
 
 def take(seg: Segments, idx) -> Segments:
     """The segments idx [M] of seg: [H, M, ...] leaves and [M, ...] memory."""
     memory = jax.tree_util.tree_map(lambda x: x[idx], seg.memory)
-    rest = {k: getattr(seg, k)[:, idx] for k in seg.__dataclass_fields__ if k not in ("memory", "tail")}
+    rest = {k: getattr(seg, k) for k in seg.__dataclass_fields__ if k not in ("memory", "tail")}
+    rest = {k: None if v is None else v[:, idx] for k, v in rest.items()}
     return Segments(memory=memory, tail=seg.tail[idx], **rest)
 
 
 def forward(model, params, cfg: PolicyConfig, mb: Segments, rng=None):
-    """Recompute a minibatch in sequence mode: (logits [H, M, A], values [H, M]) in float32.
+    """Recompute a minibatch in sequence mode: (logits [H, M, A] or K heads [H, M, A_k], values [H, M]) in float32.
 
     rng=None: deterministic (no dropout), as in the rollout.
     """
@@ -102,9 +107,8 @@ def forward(model, params, cfg: PolicyConfig, mb: Segments, rng=None):
         out, _ = model.apply(params, memory=mb.memory, deterministic=True, **kw)
     else:
         out, _ = model.apply(params, memory=mb.memory, deterministic=False, rngs={"dropout": rng}, **kw)
-    if isinstance(out.logits, (tuple, list)):
-        raise ValueError("PPO supports single-head logits only; variant 'slot' (several heads) is not supported")
-    return bt(out.logits).astype(jnp.float32), bt(out.value).astype(jnp.float32)
+    logits = jax.tree_util.tree_map(lambda x: bt(x).astype(jnp.float32), out.logits)
+    return logits, bt(out.value).astype(jnp.float32)
 
 
 def uses_dropout(cfg: PolicyConfig) -> bool:
@@ -115,7 +119,7 @@ def minibatch_loss(params, model, cfg: PolicyConfig, ppo: PPOConfig, sched: Sche
     logits, values = forward(model, params, cfg, mb, rng if uses_dropout(cfg) else None)
     advantages = mb.advantage
     if ppo.vtrace:
-        logp, _ = log_prob_entropy(jax.lax.stop_gradient(logits), mb.action)
+        logp, _, _ = heads.log_prob_entropy(jax.lax.stop_gradient(logits), mb.action, mb.mask)
         ratio = jnp.exp(jnp.clip(logp - mb.logp, -10.0, 10.0))
         advantages = gae(
             mb.reward,
@@ -143,6 +147,7 @@ def minibatch_loss(params, model, cfg: PolicyConfig, ppo: PPOConfig, sched: Sche
         vf_coef=ppo.vf_coef,
         norm_adv=ppo.norm_adv,
         clip_vloss=ppo.clip_vloss,
+        mask=mb.mask,
     )
     return terms.total, terms
 
