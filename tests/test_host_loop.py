@@ -113,13 +113,11 @@ def test_truncated_value_only_on_truncation(trainer_and_batch):
         assert quiet.any() and np.all(tv[quiet][:, g] == 0.0)
 
 
-def test_iteration_updates_params_and_counts_episodes():
+def test_iteration_updates_params_and_counts_episodes(trainer_and_batch):
     import jax
 
-    from jax_tx.ppo.host_loop import HostTrainer
-
-    trainer = HostTrainer(_tcfg(4), [FakeTokenEnv(2, seed=1), FakeTokenEnv(2, seed=2)])
-    state = trainer.init()
+    trainer = trainer_and_batch[0]
+    state = trainer.init()  # resets the envs; the jitted policy step is reused
     new, metrics = trainer.iteration(state)
     # rows 0, 1 of each group: episodes of 3 and 4 steps -> 8 steps give 2 + 2 episodes per group
     assert metrics["episodes"] == 8.0
