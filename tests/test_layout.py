@@ -81,9 +81,13 @@ def test_contract_aliases_are_the_same_modules():
 
 
 def test_torch_ref_mirrors_model_file_names():
-    jax_files = {p.name for p in (ROOT / "jax_tx" / "models").glob("*.py")} - {"registry.py", "checks.py"}
-    torch_files = {p.name for p in (ROOT / "torch_ref" / "models").glob("*.py")}
+    def files(root: pathlib.Path) -> set[str]:
+        return {p.relative_to(root).as_posix() for p in root.rglob("*.py")}
+
+    jax_files = files(ROOT / "jax_tx" / "models") - {"registry.py", "checks.py"}
+    torch_files = files(ROOT / "torch_ref" / "models")
     assert jax_files == torch_files
+    assert {"encoders/__init__.py", "encoders/mlp.py", "encoders/tokens.py"} <= torch_files
     assert {p.name for p in (ROOT / "jax_tx" / "nn").glob("*.py")} == {
         p.name for p in (ROOT / "torch_ref" / "nn").glob("*.py")
     }

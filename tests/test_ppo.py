@@ -154,6 +154,16 @@ def test_ratio_is_one_with_aux_tokens():
     assert ratio_err <= 1e-5 and value_err <= 1e-5
 
 
+def test_ratio_is_one_with_the_token_encoder():
+    """encoder="tokens" on the token T-Maze (uint8 observations through rollout, segments and recompute)."""
+    tc = tiny_train_config("gtrxl", policy={"encoder": "tokens", "token_num_latents": 2, "token_num_heads": 2})
+    env_kwargs = {"corridor_length": 2, "num_tokens": 4}
+    tc = tc.replace(env="token_tmaze", env_kwargs=env_kwargs, policy=tc.policy.replace(obs_dim=4))
+    ratio_err, value_err, resets = recompute_errors(tc)
+    assert resets > 0
+    assert ratio_err <= 1e-5 and value_err <= 1e-5
+
+
 def test_zero_initialised_training_memory_breaks_the_ratio():
     """The check above has teeth: recomputing segments from fresh memory (the seeds' bug) is caught."""
     ratio_err, value_err, _ = recompute_errors(tiny_train_config("trxl"), zero_memory=True)

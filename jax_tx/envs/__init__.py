@@ -13,19 +13,36 @@ from __future__ import annotations
 
 from jax_tx.envs.base import INFO_KEYS, Env, EpisodeState
 from jax_tx.envs.memory_tasks import CountRecall, RepeatPrevious, TMaze
+from jax_tx.envs.token_tasks import TokenTMaze
 
-NATIVE_ENVS = {"tmaze": TMaze, "repeat_previous": RepeatPrevious, "count_recall": CountRecall}
+NATIVE_ENVS = {
+    "tmaze": TMaze,
+    "repeat_previous": RepeatPrevious,
+    "count_recall": CountRecall,
+    "token_tmaze": TokenTMaze,
+}
 # Native names plus the gymnax envs that are tested; any registered gymnax id works as "gymnax:<id>".
 ENV_NAMES = (*NATIVE_ENVS, "gymnax:CartPole-v1", "gymnax:MemoryChain-bsuite", "gymnax:Breakout-MinAtar")
 
-__all__ = ["ENV_NAMES", "INFO_KEYS", "Env", "EpisodeState", "TMaze", "RepeatPrevious", "CountRecall", "make_env"]
+__all__ = [
+    "ENV_NAMES",
+    "INFO_KEYS",
+    "Env",
+    "EpisodeState",
+    "TMaze",
+    "RepeatPrevious",
+    "CountRecall",
+    "TokenTMaze",
+    "make_env",
+]
 
 
 def make_env(name: str, **kwargs) -> Env:
     """Build env `name` with configuration kwargs.
 
     Native: "tmaze" (corridor_length, max_steps, ...), "repeat_previous" (k, num_symbols, episode_length, ...),
-    "count_recall" (num_values, episode_length, max_count, ...). gymnax: "gymnax:<id>", e.g.
+    "count_recall" (num_values, episode_length, max_count, ...), "token_tmaze" (corridor_length, num_tokens: token
+    observations uint8[num_tokens, 3] for encoder="tokens"). gymnax: "gymnax:<id>", e.g.
     "gymnax:MemoryChain-bsuite" with memory_length=L; kwargs naming gymnax EnvParams fields go to
     `params.replace`, others to the gymnax constructor, plus success_return (see gymnax_adapter).
     Raises ValueError for an unknown name or a bad configuration value.

@@ -36,7 +36,7 @@ INFO_KEYS = ("final_observation", "success", "episode_return", "episode_length")
 class Env(Protocol):
     """What a learner may rely on. Attributes are plain Python values; methods are pure and jittable."""
 
-    obs_dim: int  # length of the flat float32 observation vector
+    obs_dim: int  # length of the flat float32 observation vector (token envs: tokens per step, obs uint8[obs_dim, 3])
     num_actions: int  # discrete actions 0 .. num_actions - 1
     max_steps: int  # episode step limit; reaching it without termination gives truncated=True
     name: str  # the name make_env was given, e.g. "tmaze" or "gymnax:CartPole-v1"
@@ -86,6 +86,7 @@ def finish_step(
     reset_obs: jax.Array,
     reset_inner: Any,
     max_steps: int,
+    obs_dtype: Any = jnp.float32,
 ) -> tuple[jax.Array, EpisodeState, jax.Array, jax.Array, jax.Array, dict[str, jax.Array]]:
     """Apply the time limit, auto-reset and episode bookkeeping after one raw task transition.
 
@@ -93,8 +94,9 @@ def finish_step(
     success: float or bool[], whether the episode succeeded if it ends at this step (ignored otherwise).
     reset_obs / reset_inner: a fresh episode to switch to when the episode ends.
     Returns the full `Env.step` tuple; truncated = (time + 1 >= max_steps) and not terminated.
+    obs_dtype: float32 for flat observations, uint8 for token observations.
     """
-    obs = obs.astype(jnp.float32)
+    obs = obs.astype(obs_dtype)
     reward = jnp.asarray(reward, jnp.float32).reshape(())
     terminated = jnp.asarray(terminated, jnp.bool_).reshape(())
     time = state.time + 1
@@ -109,7 +111,7 @@ def finish_step(
     }
     continued = EpisodeState(inner=inner, time=time, episode_return=episode_return)
     new_state = select_tree(done, start_episode(reset_inner), continued)
-    new_obs = jnp.where(done, reset_obs.astype(jnp.float32), obs)
+    new_obs = jnp.where(done, reset_obs.astype(obs_dtype), obs)
     return new_obs, new_state, reward, terminated, truncated, info
 
 
@@ -120,12 +122,15 @@ class TaskEnv:
       init_episode(key) -> (obs float32[obs_dim], inner)
       transition(key, inner, time, action) -> (obs, inner, reward float32[], terminated bool[], success bool[])
     where `time` is the number of steps already taken in the episode (0 on the first step).
+    Token-observation tasks set `obs_dtype = jnp.uint8` (obs uint8[obs_dim, 3]).
     """
+
+    obs_dtype = jnp.float32
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, EpisodeState]:
         """Start an episode: (obs float32[obs_dim], EpisodeState at time 0)."""
         obs, inner = self.init_episode(key)
-        return obs.astype(jnp.float32), start_episode(inner)
+        return obs.astype(self.obs_dtype), start_episode(inner)
 
     def step(
         self, key: jax.Array, state: EpisodeState, action: jax.Array
@@ -135,4 +140,6 @@ class TaskEnv:
         action = jnp.asarray(action, jnp.int32).reshape(())
         obs, inner, reward, terminated, success = self.transition(key_step, state.inner, state.time, action)
         reset_obs, reset_inner = self.init_episode(key_reset)
-        return finish_step(state, obs, inner, reward, terminated, success, reset_obs, reset_inner, self.max_steps)
+        return finish_step(
+            state, obs, inner, reward, terminated, success, reset_obs, reset_inner, self.max_steps, self.obs_dtype
+        )

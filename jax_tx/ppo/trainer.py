@@ -66,6 +66,13 @@ class Trainer:
                 f"{tcfg.env!r} has obs_dim={env.obs_dim}, num_actions={env.num_actions}; build the policy config "
                 f"with config.preset(variant, env.obs_dim, env.num_actions)"
             )
+        tokens_env = getattr(env, "obs_dtype", None) == jnp.uint8
+        if tokens_env != (tcfg.policy.encoder == "tokens"):
+            kind = "token observations uint8[obs_dim, 3]" if tokens_env else "flat float observations"
+            raise ValueError(
+                f"env {tcfg.env!r} gives {kind} but the policy has encoder={tcfg.policy.encoder!r}; "
+                f"use encoder={'tokens' if tokens_env else 'mlp'!r} (--encoder {'tokens' if tokens_env else 'mlp'})"
+            )
         self.tcfg, self.env, self.cfg, self.ppo = tcfg, env, tcfg.policy, tcfg.ppo
         self.model = make_policy(tcfg.policy)
         self.optimizer = make_optimizer(tcfg.ppo)
