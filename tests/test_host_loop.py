@@ -22,6 +22,7 @@ class FakeTokenEnv:
     def __init__(self, num_envs: int, seed: int):
         self.num_envs, self.obs_dim, self.num_actions, self.name = num_envs, TOKENS, 3, "fake_tokens"
         self.max_steps = 6
+        self.obs_dtype = np.uint8
         self._rng = np.random.default_rng(seed)
         self._t = np.zeros(num_envs, np.int32)
         self._ret = np.zeros(num_envs, np.float32)
@@ -134,3 +135,7 @@ def test_rows_must_match_num_envs():
 
     with pytest.raises(ValueError, match="hold 2 rows but num_envs=4"):
         HostTrainer(_tcfg(4), [FakeTokenEnv(2, seed=1)])
+    flat = FakeTokenEnv(4, seed=1)
+    flat.obs_dtype = np.float32
+    with pytest.raises(ValueError, match="gives flat float observations but the policy has encoder='tokens'"):
+        HostTrainer(_tcfg(4), [flat])

@@ -15,7 +15,7 @@ observation of the episode, and obs is the first observation of a new episode on
 info as the JAX envs: final_observation, success (episode_return >= success_return, default 0.95: in the arena at
 least one heart, whatever the shaping adds), episode_return,
 episode_length (nonzero only where an episode ended). Attributes: obs_dim (tokens per agent), num_actions,
-max_steps, name, num_envs (rows), num_maps, num_agents.
+max_steps, name, obs_dtype (uint8: token observations), num_envs (rows), num_maps, num_agents.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class MettaGridVecEnv:
         self.action_names = list(probe.action_names)
         self.num_actions = len(self.action_names)
         self.obs_dim = int(probe.num_observation_tokens)
+        self.obs_dtype = np.uint8
         self.features = {int(f.id): (f.name, float(f.normalization)) for f in probe.features}
         probe.close()
         self._episode_return = np.zeros(self.num_envs, np.float32)

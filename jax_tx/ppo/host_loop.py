@@ -72,6 +72,13 @@ class HostTrainer:
                     f"policy has obs_dim={cfg.obs_dim}, num_actions={cfg.num_actions} but env {g.name!r} has "
                     f"obs_dim={g.obs_dim}, num_actions={g.num_actions}; build the policy config from the env"
                 )
+            tokens_env = getattr(g, "obs_dtype", None) == np.uint8
+            if tokens_env != (cfg.encoder == "tokens"):
+                kind = "token observations uint8[obs_dim, 3]" if tokens_env else "flat float observations"
+                raise ValueError(
+                    f"env {g.name!r} gives {kind} but the policy has encoder={cfg.encoder!r}; "
+                    f"use encoder={'tokens' if tokens_env else 'mlp'!r}"
+                )
         self.tcfg, self.groups, self.cfg, self.ppo = tcfg, list(groups), cfg, tcfg.ppo
         self.model = make_policy(cfg)
         self.optimizer = make_optimizer(tcfg.ppo)
