@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-dir", default=f"runs/mettagrid-{time.strftime('%Y%m%d-%H%M%S')}")
     p.add_argument("--random-steps", type=int, default=1280, help="env steps of the random-policy baseline")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-eval", dest="eval", action="store_false", help="skip the greedy evaluation at the end")
     p.add_argument("--compile-cache", default=".jax_cache", help="persistent XLA cache dir ('' to disable)")
     args = p.parse_args(argv)
     if args.compile_cache:  # seeds after the first reuse the compiled policy step and update
@@ -71,13 +72,28 @@ def main(argv: list[str] | None = None) -> int:
     baseline = random_policy_returns(baseline_env, args.random_steps, args.seed)
     baseline_env.close()
     groups = mettagrid_groups(tcfg.env_kwargs, num_groups, args.seed)
-    s = fit_host(tcfg, groups, progress=not args.no_progress, extra_summary={"random_policy": baseline})
+    eval_env = mettagrid_groups(tcfg.env_kwargs, 1, args.seed + 7919)[0]  # the random baseline's maps
+    s = fit_host(
+        tcfg,
+        groups,
+        progress=not args.no_progress,
+        extra_summary={"random_policy": baseline},
+        eval_env=eval_env,
+        eval_steps=args.random_steps if args.eval else 0,
+    )
+    eval_env.close()
     print(
         f"done: {s['iterations']} iterations, {s['env_steps']:,} agent steps, episode return "
         f"{s['final_episode_return']:.3f} (first iteration {s['first_episode_return']:.3f}; random policy "
         f"{baseline['episode_return']:.3f} over {baseline['episodes']} episodes), SPS {s['sps']:,.0f}, "
         f"wall {s['wall_s']:.1f}s"
     )
+    if s["greedy_eval"]:
+        g = s["greedy_eval"]
+        print(
+            f"greedy policy: episode return {g['episode_return']:.3f}, success {g['success']:.3f} "
+            f"over {g['episodes']} episodes"
+        )
     timers = ", ".join(f"{k} {v:.1f}s" for k, v in s["timers_s"].items())
     print(f"time: {timers}; metrics: {tcfg.log_dir}/metrics.csv  curve: {s['curve']}")
     return 0

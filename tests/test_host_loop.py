@@ -139,3 +139,11 @@ def test_rows_must_match_num_envs():
     flat.obs_dtype = np.float32
     with pytest.raises(ValueError, match="gives flat float observations but the policy has encoder='tokens'"):
         HostTrainer(_tcfg(4), [flat])
+
+
+def test_greedy_evaluate_counts_finished_episodes(trainer_and_batch):
+    trainer, state = trainer_and_batch[:2]
+    ev = trainer.evaluate(state.params, FakeTokenEnv(4, seed=5), steps=8)
+    # rows of 3, 4, 5, 6 steps: 2 + 2 + 1 + 1 episodes end within 8 steps
+    assert ev["episodes"] == 6
+    assert 0.0 <= ev["episode_return"] <= 6.0 and 0.0 <= ev["success"] <= 1.0

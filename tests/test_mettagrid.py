@@ -98,3 +98,17 @@ def test_bad_arena_and_actions_name_the_fix():
     with pytest.raises(ValueError, match=r"actions must be in \[0, 5\)"):
         env.step([7])
     env.close()
+
+
+def test_same_seed_same_maps_and_dynamics():
+    def run(seed: int) -> np.ndarray:
+        env = MettaGridVecEnv(num_maps=2, seed=seed, num_agents=2, size=7, walls=1, max_steps=6, num_tokens=48)
+        env.reset()
+        rng = np.random.default_rng(0)
+        out = [env.step(rng.integers(0, env.num_actions, env.num_envs))[0] for _ in range(9)]  # crosses a reset
+        env.close()
+        return np.stack(out)
+
+    a = run(5)
+    np.testing.assert_array_equal(a, run(5))
+    assert not np.array_equal(a, run(6))

@@ -45,7 +45,7 @@ class MettaGridVecEnv:
             raise ValueError(f"pass either config or arena kwargs, not both (got {sorted(arena_kwargs)})")
         if num_maps < 1:
             raise ValueError(f"num_maps must be >= 1, got {num_maps}")
-        self.config = config
+        self.config = config.model_copy(deep=True)  # reset() sets its map seed
         self.num_maps = int(num_maps)
         self.num_agents = int(config.game.num_agents)
         self.num_envs = self.num_maps * self.num_agents
@@ -93,9 +93,18 @@ class MettaGridVecEnv:
         return sim
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """New maps for every simulation (seeds seed, seed + 1, ...; default the constructor's); obs uint8[R, N, 3]."""
+        """New maps for every simulation (seeds seed, seed + 1, ...; default the constructor's); obs uint8[R, N, 3].
+
+        The k-th simulation after a reset gets sim seed seed + k and, where the map builder takes a seed (mettagrid
+        draws a random one when it is None), map seed seed + k: the same seed gives the same maps and dynamics.
+        """
+        from mettagrid.simulator import Simulator
+
         self.close()
         self._next_seed = self._seed if seed is None else int(seed)
+        self._simulator = Simulator()  # its map-seed offset counts simulations from 0 again
+        if "seed" in type(self.config.game.map_builder).model_fields:
+            self.config.game.map_builder.seed = self._next_seed % 2**31
         self._sims = [self._new_sim() for _ in range(self.num_maps)]
         self._episode_return[:] = 0.0
         self._episode_length[:] = 0

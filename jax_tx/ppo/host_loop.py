@@ -84,6 +84,7 @@ class HostTrainer:
         self.optimizer = make_optimizer(tcfg.ppo)
         self.timers = dict.fromkeys(TIMERS, 0.0)
         self._act = jax.jit(self._act_fn)
+        self._greedy = jax.jit(self._greedy_fn)
         self._value = jax.jit(self._value_fn)
         self._learn = jax.jit(self._learn_fn)
 
@@ -109,6 +110,11 @@ class HostTrainer:
         action = jax.random.categorical(key, logits).astype(jnp.int32)
         logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=-1)[:, 0]
         return action, logp, value, memory
+
+    def _greedy_fn(self, params, obs, reset, memory, prev_action, prev_reward):
+        """a = argmax pi(. | o_t, memory): (action int32[Bg], next memory)."""
+        logits, _, memory = policy_step(self.model, params, self.cfg, obs, reset, memory, prev_action, prev_reward)
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32), memory
 
     def _value_fn(self, params, obs, reset, memory, prev_action, prev_reward):
         """V(o) [Bg] without committing memory (bootstrap of a truncation or of the rollout's end)."""
@@ -231,6 +237,26 @@ class HostTrainer:
         self._tick("update", t0)
         new = HostState(params, opt_state, key, state.iteration + 1, carries)
         return new, {k: float(v) for k, v in metrics.items()}
+
+    def evaluate(self, params, env, steps: int) -> dict[str, float]:
+        """Greedy (argmax) actions on host env `env` (reset here) for `steps` steps: mean return / success of the
+        episodes that ended."""
+        obs, n = env.reset(), env.num_envs
+        reset, memory = np.ones(n, bool), initial_memory(self.cfg, n)
+        prev_action, prev_reward = np.full(n, -1, np.int32), np.zeros(n, np.float32)
+        returns, success = [], []
+        for _ in range(steps):
+            action, memory = self._greedy(params, obs, reset, memory, prev_action, prev_reward)
+            action = np.asarray(action)
+            obs, reward, terminated, truncated, info = env.step(action)
+            reset = terminated | truncated
+            returns.extend(info["episode_return"][reset].tolist())
+            success.extend(info["success"][reset].tolist())
+            prev_action = np.where(reset, -1, action).astype(np.int32)
+            prev_reward = np.where(reset, 0.0, reward).astype(np.float32)
+        count = len(returns)
+        mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+        return {"episodes": count, "episode_return": mean(returns), "success": mean(success)}
 
     def close(self) -> None:
         for g in self.groups:

@@ -58,9 +58,19 @@ def last_mean(rows: list[dict[str, float]], key: str, last: int = 10) -> float:
 
 
 def fit_host(
-    tcfg: TrainConfig, groups: list, *, progress: bool = True, echo=print, extra_summary: dict | None = None
+    tcfg: TrainConfig,
+    groups: list,
+    *,
+    progress: bool = True,
+    echo=print,
+    extra_summary: dict | None = None,
+    eval_env=None,
+    eval_steps: int = 0,
 ) -> dict[str, Any]:
-    """Train tcfg against the host env groups for tcfg.num_iterations iterations; returns the summary dict."""
+    """Train tcfg against the host env groups for tcfg.num_iterations iterations; returns the summary dict.
+
+    With eval_env and eval_steps > 0, the final policy also runs greedily (argmax) for eval_steps steps there.
+    """
     log_dir = Path(tcfg.log_dir)
     echo("resolved config:\n" + tcfg.to_json())
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -81,6 +91,7 @@ def fit_host(
                 timed["steps"] += steps_per_it
                 timed["seconds"] += dt
             logger.log(it, it * steps_per_it, time.perf_counter() - t_start, steps_per_it / dt, metrics)
+        greedy = trainer.evaluate(state.params, eval_env, eval_steps) if eval_env is not None and eval_steps else None
     finally:
         logger.close()
         trainer.close()
@@ -96,6 +107,7 @@ def fit_host(
         "wall_s": time.perf_counter() - t_start,
         "timers_s": {k: trainer.timers[k] for k in TIMERS},
         "curve": str(curve),
+        "greedy_eval": greedy,
         **(extra_summary or {}),
     }
     (log_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
