@@ -77,9 +77,8 @@ def test_cortex_tick_is_not_restarted_by_reset():
     (15 warm-up steps: a multiple of the oscillator period 2 (r - 1) = 6 would bring the tick back to 1.)"""
     with pytest.raises(AssertionError):
         h.check_reset_equals_fresh(CONFIGS["cortex_agalite"], batch=2, steps=5)
-    for tick in ("official", "jax_tx"):  # the other conventions agree across twins too (float64)
-        cfg = CONFIGS["cortex_agalite"].replace(agalite_tick=tick, dtype="float64")
-        h.check_forward_parity(cfg, h.FP64_TOL, batch=2, steps=4, chunks=1)
+    official = CONFIGS["cortex_agalite"].replace(agalite_tick="official")  # the twins agree on it too
+    h.check_forward_parity(official, h.FP32_TOL, batch=2, steps=4, chunks=1)
 
 
 def test_zero_memory_is_attended_until_the_first_reset():
