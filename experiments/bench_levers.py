@@ -179,7 +179,8 @@ def max_grad_diff(a, b) -> float:
 def levers_main(args) -> dict:
     runs, grads = {}, {}
     for v in args.variants:
-        for name in ["all_on", "all_off"] + [f"no_{lever}" for lever in LEVERS[v]]:
+        names = ["all_on", "all_off"] + [f"no_{lever}" for lever in LEVERS[v]]
+        for name in [n for n in names if not args.configs or n in args.configs]:
             off = set(LEVERS[v]) if name == "all_off" else {name[3:]} if name.startswith("no_") else set()
             set_levers(off)
             runs[v, name], grads[v, name] = build_step(make_config(v, args), args)
@@ -269,6 +270,7 @@ def main() -> int:
     ap.add_argument("--memory-len", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--target-s", type=float, default=0.25)
+    ap.add_argument("--configs", nargs="+", default=None, help="only these of all_on, all_off, no_<lever>")
     ap.add_argument("--tag", default="", help="name of this run in the output file (e.g. the XLA_FLAGS setting)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "levers.json"))
     args = ap.parse_args()

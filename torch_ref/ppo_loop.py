@@ -10,6 +10,7 @@ One iteration, as in jax_tx/ppo/trainer.py (time-major [T, B] tensors, T = n H):
     update    S = n B segments (s = i B + b), each recomputed in sequence mode from its stored memory;
               update_epochs passes over random minibatches of S / num_minibatches segments;
               torch_ref.ppo.ppo_loss, clip_by_global_norm, Adam; schedules as jax_tx/ppo/schedules.py
+The policy runs on `device` (CPU or CUDA), the env on the CPU (obs / actions copied each step).
 Eager torch throughout (the twin of a jitted JAX iteration); V-trace is not implemented here.
 """
 
@@ -70,7 +71,7 @@ def schedule_values(ppo: PPOConfig, iteration: int, num_iterations: int) -> dict
 class TorchPPO:
     """Rollout + GAE + update for a TrainConfig on a torch-vectorised env (module docstring)."""
 
-    def __init__(self, tcfg: TrainConfig, seed: int | None = None):
+    def __init__(self, tcfg: TrainConfig, seed: int | None = None, device: str = "cpu"):
         if tcfg.ppo.vtrace:
             raise ValueError("torch_ref.ppo_loop implements plain GAE only; set ppo.vtrace=false")
         if tcfg.policy.variant == "slot":
@@ -84,17 +85,20 @@ class TorchPPO:
                 f"policy has obs_dim={self.cfg.obs_dim}, num_actions={self.cfg.num_actions} but env {tcfg.env!r} "
                 f"has obs_dim={self.env.obs_dim}, num_actions={self.env.num_actions}"
             )
-        self.model = torch_ref.make_policy(self.cfg)
+        self.device = torch.device(device)
+        self.model = torch_ref.make_policy(self.cfg).to(self.device)
         self.dropout = self.cfg.dropout > 0 or self.cfg.attn_dropout > 0
         self.optimizer = make_optimizer(self.model.parameters(), self.ppo, self.ppo.learning_rate)
         self.uses_prev = self.cfg.aux_tokens or self.cfg.variant == "sliding"
-        self.gen = torch.Generator().manual_seed(seed + 1)
+        self.gen = torch.Generator().manual_seed(seed + 1)  # minibatch order (CPU)
+        self.sample_gen = torch.Generator(device=self.device).manual_seed(seed + 2)  # actions
         b = tcfg.num_envs
-        self.obs = self.env.reset()
-        self.reset = torch.ones(b, dtype=torch.bool)
-        self.memory = torch_ref.initial_memory(self.cfg, b)
-        self.prev_action = torch.full((b,), -1, dtype=torch.int64)
-        self.prev_reward = torch.zeros(b)
+        dev = self.device
+        self.obs = self.env.reset().to(dev)
+        self.reset = torch.ones(b, dtype=torch.bool, device=dev)
+        self.memory = tree_map(lambda x: x.to(dev), torch_ref.initial_memory(self.cfg, b))
+        self.prev_action = torch.full((b,), -1, dtype=torch.int64, device=dev)
+        self.prev_reward = torch.zeros(b, device=dev)
         self.iteration_index = 0
 
     def _apply(self, obs, reset, memory, prev_action, prev_reward):
@@ -121,8 +125,9 @@ class TorchPPO:
                 seg_memory.append(tree_map(lambda x: x.clone(), self.memory))
             logits, value, memory = self._step(self.obs, self.reset, self.memory, self.prev_action, self.prev_reward)
             logp_all = torch.log_softmax(logits.float(), dim=-1)
-            action = torch.multinomial(logp_all.exp(), 1, generator=self.gen)[:, 0]
-            obs, reward, terminated, truncated, info = self.env.step(action)
+            action = torch.multinomial(logp_all.exp(), 1, generator=self.sample_gen)[:, 0]
+            step_out = self.env.step(action.cpu())  # the env runs on the CPU, as a host env would
+            obs, reward, terminated, truncated, info = tree_map(lambda x: x.to(self.device), step_out)
             truncated_value = torch.zeros_like(value)
             if bool(truncated.any()):
                 final, no_reset = info["final_observation"], torch.zeros_like(self.reset)

@@ -201,6 +201,7 @@ def summarise(variants, cases, times, args) -> tuple[dict, dict]:
             "compile_s": {c: cases[v, c].compile_s for c in ("train", "rollout", "e2e")},
             "env_steps_per_s": {b: e2e.steps_per_iteration / t for b, t in med["e2e"].items()},
             "train_jax_gflops_per_s": gflops,
+            "train_torch_eager_gflops_per_s": train.flops / med["train"]["torch_eager"] / 1e9 if train.flops else None,
             "train_jax_mfu": gflops / (1e3 * args.peak_tflops) if gflops and args.peak_tflops else None,
             "loss0": train.loss0,
             "all_rounds_ms": {c: {b: [1e3 * t for t in ts] for b, ts in times[v, c].items()} for c in med},
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = policy_config(v, args, env.obs_dim, env.num_actions)
         cases[v, "train"] = TrainCase(cfg, args.batch, args.steps, args.p_reset, 3e-4, device, backend)
         cases[v, "rollout"] = RolloutCase(cfg, args.infer_batch, args.p_reset, device)
-        cases[v, "e2e"] = EndToEnd(train_config(v, args))
+        cases[v, "e2e"] = EndToEnd(train_config(v, args), device)
         print(f"built {v} ({time.perf_counter() - t0:.0f}s)", flush=True)
     times = measure(cases, args)
     machine["loadavg_end"] = os.getloadavg()

@@ -184,7 +184,7 @@ class RolloutCase:
 class EndToEnd:
     """Whole PPO iterations (rollout + GAE + update) of one TrainConfig in both learners; times per iteration."""
 
-    def __init__(self, tcfg: TrainConfig):
+    def __init__(self, tcfg: TrainConfig, device: str = "cpu"):
         from jax_tx.ppo.trainer import Trainer
         from torch_ref.ppo_loop import TorchPPO
 
@@ -195,10 +195,14 @@ class EndToEnd:
         self.state, metrics = trainer.run(self.state)
         jax.block_until_ready(metrics)
         self.compile_s = {"jax": time.perf_counter() - start}
-        self.loop = TorchPPO(tcfg)
+        self.loop = TorchPPO(tcfg, device=device)
 
         def jax_iteration():
             self.state, metrics = trainer.run(self.state)
             jax.block_until_ready(metrics)
 
-        self.timers = {"jax": _timed(jax_iteration), "torch_loop": _timed(self.loop.iteration)}
+        def torch_iteration():
+            self.loop.iteration()
+            _sync(device)
+
+        self.timers = {"jax": _timed(jax_iteration), "torch_loop": _timed(torch_iteration)}

@@ -41,7 +41,7 @@ def matmul(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
 
     Backward (the same values as autodiff): dx = g w^T; dw = X^T G with X = x as [N, I], G = g as
     [N, O], and X^T materialised (an optimization barrier keeps XLA from folding the transpose into
-    the dot, which sends it to a slow transposed-operand matmul on CPU).
+    the dot, which sends it to a slow transposed-operand matmul on CPU; other backends get the plain dot).
     """
     return _contract_last(x, w)
 
@@ -53,7 +53,9 @@ def _matmul_fwd(x, w):
 def _matmul_bwd(res, g):
     x, w = res
     dx = _contract_last(g, w.T)
-    xt = jax.lax.optimization_barrier(x.reshape(-1, x.shape[-1]).T)  # [I, N]
+    xt = x.reshape(-1, x.shape[-1]).T  # [I, N]
+    if jax.default_backend() == "cpu":
+        xt = jax.lax.optimization_barrier(xt)
     dw = jnp.dot(xt, g.reshape(-1, g.shape[-1]))
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
