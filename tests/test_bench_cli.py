@@ -23,12 +23,12 @@ KEYS = {
 def test_bench_quick_writes_the_contract_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    cmd = [sys.executable, "-m", "jax_tx.cli", "bench", "--quick", "--variants", "trxl", "gtrxl"]
+    cmd = [sys.executable, "-m", "jax_tx.cli", "bench", "--quick", "--variants", "trxl"]  # one variant: < 30 s
     proc = subprocess.run(cmd + ["--torch-threads", "1", "--json", str(out)], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())
     assert set(data) == {"machine", "results"}
-    assert set(data["results"]) == {"trxl", "gtrxl"}
+    assert set(data["results"]) == {"trxl"}
     for row in data["results"].values():
         assert set(row) == KEYS
         assert all(isinstance(x, float) and math.isfinite(x) and x > 0 for x in row.values()), row

@@ -54,14 +54,16 @@ QUICK = dict(
     e2e_epochs=1,
     target_s=0.0,
     max_iters=1,
-    compile_backend="aot_eager",
+    compile_backend="eager",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="jax-tx bench", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--variants", nargs="+", default=None, help="default: every variant except slot")
-    p.add_argument("--quick", action="store_true", help="tiny sizes and aot_eager compile (for tests / smoke runs)")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny sizes, torch.compile backend 'eager' (for tests / smoke runs)"
+    )
     p.add_argument("--batch", type=int, default=64, help="B: segments per train step")
     p.add_argument("--steps", type=int, default=16, help="T: steps per segment")
     p.add_argument("--infer-batch", type=int, default=1024, help="N: envs per rollout step")
