@@ -27,7 +27,8 @@ integer period P = 2N in n. The step counter `tick` is kept modulo P as int32 an
 cos(pi ((n m_j) mod P) / N) in a float64-built table: exact at any episode length (Metta's float32 tick is not
 past 2^24 steps). Memory per layer (batch-first): keys [B, R, H, E], values [B, R, H, D], norm [B, H, E],
 tick [B] int32 (the episode step count mod P; 0 = fresh).
-Discounted sums run as jax.lax.associative_scan over T (training) or one plain step (T = 1, rollout).
+Discounted sums run as one plain step (T = 1, rollout), a lax.scan for T <= SEQUENTIAL_MAX_STEPS on CPU (measured
+faster there: the associative form materialises [B, T, R, H, E] tensors through many pads) or associative_scan.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ from jax_tx.nn.gating import GRUGate
 from jax_tx.nn.lstm import LSTM, lstm_initial_state
 
 GATE_CLAMP = (0.05, 0.95)
+SEQUENTIAL_MAX_STEPS = 256
+"""method="auto" on CPU: lax.scan up to this many steps (about 2x faster than associative_scan at T = 16, 64 and 256,
+experiments/bench_levers.py --crossover: no crossover up to 256), associative_scan beyond and on other backends."""
 OUTPUT_CLAMP = 10.0
 
 
@@ -94,11 +98,12 @@ def discounted_sum(decay, x, init, method: str = "auto") -> jnp.ndarray:
 
     decay broadcasts against x. method: "associative" (parallel in T, operator
     (a1, b1) o (a2, b2) = (a1 a2, a2 b1 + b2)), "sequential" (lax.scan), "step" (T = 1 only),
-    "auto" (step for T = 1, else associative).
+    "auto" (step for T = 1, sequential for T <= SEQUENTIAL_MAX_STEPS on CPU, else associative).
     """
     steps = x.shape[1]
     if method == "auto":
-        method = "step" if steps == 1 else "associative"
+        short = steps <= SEQUENTIAL_MAX_STEPS and jax.default_backend() == "cpu"
+        method = "step" if steps == 1 else "sequential" if short else "associative"
     if method == "step":
         if steps != 1:
             raise ValueError(f"discounted_sum method='step' needs T == 1, got T = {steps}")

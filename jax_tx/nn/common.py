@@ -7,7 +7,10 @@ torch to 1e-5).
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jax_tx.config import PolicyConfig
@@ -27,9 +30,82 @@ def state_dtype(cfg: PolicyConfig):
     return jnp.float64 if cfg.dtype == "float64" else jnp.float32
 
 
-def dense(cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, kernel_init=None) -> nn.Dense:
+def _contract_last(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """y[..., o] = sum_i x[..., i] w[i, o] (the dot_general flax's Dense uses)."""
+    return jax.lax.dot_general(x, w, (((x.ndim - 1,), (0,)), ((), ())))
+
+
+@jax.custom_vjp
+def matmul(x: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """y = x w for x [..., I], w [I, O], with a backward pass XLA's CPU backend runs fast.
+
+    Backward (the same values as autodiff): dx = g w^T; dw = X^T G with X = x as [N, I], G = g as
+    [N, O], and X^T materialised (an optimization barrier keeps XLA from folding the transpose into
+    the dot, which sends it to a slow transposed-operand matmul on CPU; other backends get the plain dot).
+    """
+    return _contract_last(x, w)
+
+
+def _matmul_fwd(x, w):
+    return _contract_last(x, w), (x, w)
+
+
+def _matmul_bwd(res, g):
+    x, w = res
+    dx = _contract_last(g, w.T)
+    xt = x.reshape(-1, x.shape[-1]).T  # [I, N]
+    if jax.default_backend() == "cpu":
+        xt = jax.lax.optimization_barrier(xt)
+    dw = jnp.dot(xt, g.reshape(-1, g.shape[-1]))
+    return dx.astype(x.dtype), dw.astype(w.dtype)
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+class Dense(nn.Module):
+    """flax.linen.Dense's parameters (kernel [I, O] lecun-normal, bias [O] zeros) and forward values,
+    through `matmul` (a custom VJP). Inputs, kernel and bias are promoted to `dtype` (or their common dtype)."""
+
+    features: int
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+    bias_init: Any = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        kernel = self.param("kernel", self.kernel_init, (jnp.shape(x)[-1], self.features), self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        y = matmul(x, kernel)
+        return y if bias is None else y + jnp.reshape(bias, (1,) * (y.ndim - 1) + (-1,))
+
+
+class Kernel(nn.Module):
+    """Only the kernel [I, O] of a bias-free Dense layer (parameter `name/kernel`, as Dense names it), so that
+    callers can fuse several layers' matmuls or apply a column block to a subset of rows."""
+
+    in_features: int
+    features: int
+    param_dtype: Any = jnp.float32
+    kernel_init: Any = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self) -> jnp.ndarray:
+        return self.param("kernel", self.kernel_init, (self.in_features, self.features), self.param_dtype)
+
+
+def dense_kernel(cfg: PolicyConfig, in_features: int, features: int, name: str) -> jnp.ndarray:
+    """The kernel [I, O] of `dense(cfg, features, name, use_bias=False)` applied to inputs of width I."""
+    return Kernel(in_features, features, param_dtype(cfg), name=name)()
+
+
+def dense(cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, kernel_init=None) -> nn.Module:
+    """A Dense layer (flax.linen.Dense's parameters and values) whose weight gradient is a plain matmul."""
     kwargs = {} if kernel_init is None else {"kernel_init": kernel_init}
-    return nn.Dense(
+    return Dense(
         features, use_bias=use_bias, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name, **kwargs
     )
 

@@ -5,6 +5,8 @@ GRU gate (Parisotto et al. 2019, six bias-free matrices, learnable b_g):
     z = sigmoid(W_z y + U_z x - b_g)
     h = tanh(W_g y + U_g (r * x))
     g = (1 - z) * x + z * h
+The six matrices are applied as two matmuls, y [W_r | W_z | W_g] and x [U_r | U_z], plus U_g (r * x)
+(the same parameters and values; fewer, larger kernels).
 Fused gate (Metta's FusedGRUGating, one matrix on [x ; y]):
     [a_r; a_z; a_h] = W [x ; y];  r = sigmoid(a_r);  z = sigmoid(a_z - b_g)
     g = (1 - z) * x + z * tanh(a_h * r)
@@ -16,7 +18,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jax_tx.config import PolicyConfig
-from jax_tx.nn.common import dense, param_dtype
+from jax_tx.nn.common import compute_dtype, dense, dense_kernel, matmul, param_dtype
 
 
 class GRUGate(nn.Module):
@@ -25,11 +27,15 @@ class GRUGate(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
         d = self.cfg.d_model
-        lin = {n: dense(self.cfg, d, n, use_bias=False) for n in ("w_r", "u_r", "w_z", "u_z", "w_g", "u_g")}
+        w = {n: dense_kernel(self.cfg, d, d, n) for n in ("w_r", "u_r", "w_z", "u_z", "w_g", "u_g")}
         bg = self.param("bg", nn.initializers.constant(self.cfg.gate_bias), (d,), param_dtype(self.cfg))
-        r = nn.sigmoid(lin["w_r"](y) + lin["u_r"](x))
-        z = nn.sigmoid(lin["w_z"](y) + lin["u_z"](x) - bg.astype(x.dtype))
-        h = jnp.tanh(lin["w_g"](y) + lin["u_g"](r * x))
+        x, y, bg, *ws = nn.dtypes.promote_dtype(x, y, bg, *w.values(), dtype=compute_dtype(self.cfg))
+        w = dict(zip(w, ws, strict=True))
+        wy = matmul(y, jnp.concatenate([w["w_r"], w["w_z"], w["w_g"]], axis=1))  # [..., 3D]
+        ux = matmul(x, jnp.concatenate([w["u_r"], w["u_z"]], axis=1))  # [..., 2D]
+        r = nn.sigmoid(wy[..., :d] + ux[..., :d])
+        z = nn.sigmoid(wy[..., d : 2 * d] + ux[..., d:] - bg)
+        h = jnp.tanh(wy[..., 2 * d :] + matmul(r * x, w["u_g"]))
         return (1.0 - z) * x + z * h
 
 

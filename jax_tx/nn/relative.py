@@ -5,7 +5,8 @@
     BD  = rel_shift((q + v) . R)             position terms (b)+(d), v = r_r_bias
     out = W_o softmax((AC + BD) / sqrt(H_d), masked) V
 
-Queries come from the last T rows of the key sequence [memory | x]. Shapes: B batch,
+Queries come from the last T rows of the key sequence [memory | x] (the query block of the qkv kernel is
+applied to those rows only). Shapes: B batch,
 T queries, K = M + T keys, N heads, H head width, D model width.
 """
 
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 
 from jax_tx.config import PolicyConfig
 from jax_tx.nn.attention import masked_softmax
-from jax_tx.nn.common import dense, param_dtype
+from jax_tx.nn.common import compute_dtype, dense, dense_kernel, matmul, param_dtype
 
 
 def sinusoid_embedding(pos: jnp.ndarray, dim: int) -> jnp.ndarray:
@@ -57,9 +58,11 @@ class RelMultiHeadAttention(nn.Module):
         n, h = cfg.num_heads, cfg.head_dim
         b, k_len, _ = keys_in.shape
         t = allowed.shape[1]
-        qkv = dense(cfg, 3 * n * h, "qkv", use_bias=False)(keys_in)
-        q, k, v = jnp.split(qkv.reshape(b, k_len, 3, n, h), 3, axis=2)
-        q, k, v = q[:, -t:, 0], k[:, :, 0], v[:, :, 0]  # [B,T,N,H], [B,K,N,H]
+        w_qkv = dense_kernel(cfg, keys_in.shape[-1], 3 * n * h, "qkv")  # columns [q | k | v], each (N, H)
+        keys_in, w_qkv = nn.dtypes.promote_dtype(keys_in, w_qkv, dtype=compute_dtype(cfg))
+        q = matmul(keys_in[:, -t:], w_qkv[:, : n * h]).reshape(b, t, n, h)  # [B,T,N,H]
+        kv = matmul(keys_in, w_qkv[:, n * h :]).reshape(b, k_len, 2, n, h)
+        k, v = kv[:, :, 0], kv[:, :, 1]  # [B,K,N,H]
         pdt = param_dtype(cfg)
         r_w_bias = self.param("r_w_bias", nn.initializers.normal(0.02), (n, h), pdt)
         r_r_bias = self.param("r_r_bias", nn.initializers.normal(0.02), (n, h), pdt)
