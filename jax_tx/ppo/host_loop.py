@@ -216,7 +216,7 @@ class HostTrainer:
             parts = [np.stack(r[name]) if isinstance(r[name][0], np.ndarray) else jnp.stack(r[name]) for r in rows]
             return jnp.concatenate([jnp.asarray(p) for p in parts], axis=1)
 
-        trs = Transition(**{name: stack(name) for name in fields})
+        trs = Transition(**{name: stack(name) for name in fields if name in rows[0]})  # no mask: host envs have none
         per_group = [jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *r["segment_memory"]) for r in rows]
         seg_mem = jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=1), *per_group)  # [n, B, ...]
         seg_mem = jax.tree_util.tree_map(lambda x: x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:]), seg_mem)
