@@ -214,7 +214,8 @@ class TorchPPO:
                     clip_vloss=ppo.clip_vloss,
                 )
                 gnorm = sgd_step(self.model, self.optimizer, terms["total"], ppo.max_grad_norm)
-                for k, v in {**terms, "grad_norm": gnorm}.items():
+                scalars = {k: v for k, v in terms.items() if k != "head_entropy"}  # per-head list: factored heads only
+                for k, v in {**scalars, "grad_norm": gnorm}.items():
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                 count += 1
         self.model.eval()
