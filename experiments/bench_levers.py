@@ -40,6 +40,7 @@ import jax_tx.models.trxl as trxl  # noqa: E402
 import jax_tx.nn.common as common  # noqa: E402
 import jax_tx.nn.gating as gating  # noqa: E402
 import jax_tx.nn.relative as relative  # noqa: E402
+from jax_tx.cli.bench import policy_config  # noqa: E402
 from jax_tx.config import preset  # noqa: E402
 from jax_tx.models.policy import initial_memory, make_policy  # noqa: E402
 from jax_tx.nn.attention import masked_softmax  # noqa: E402
@@ -116,21 +117,8 @@ def set_levers(off: set[str]) -> None:
 
 
 def make_config(variant: str, args):
-    over = dict(
-        d_model=args.d_model,
-        num_layers=args.layers,
-        num_heads=args.heads,
-        d_head=0,
-        d_ff=args.d_ff,
-        dropout=0.0,
-        attn_dropout=0.0,
-        lstm_hidden=0,
-    )
-    if variant in ("gtrxl", "trxl", "trxl_nvidia"):
-        over["memory_len"] = args.memory_len
-    if variant == "sliding":
-        over["max_cache_size"] = 4 * args.memory_len
-    return preset(variant, 16, 4, **over)
+    """The benchmark-size config of `variant` (one definition: jax_tx.cli.bench.policy_config)."""
+    return policy_config(variant, args, 16, 4)
 
 
 def build_step(cfg, args, seed: int = 0):

@@ -49,7 +49,8 @@ import torch  # noqa: E402
 
 import jax_tx  # noqa: E402
 import torch_ref  # noqa: E402
-from jax_tx.config import VARIANTS, PolicyConfig, preset  # noqa: E402
+from jax_tx.cli.bench import policy_config  # noqa: E402
+from jax_tx.config import VARIANTS, PolicyConfig  # noqa: E402
 from jax_tx.io import convert  # noqa: E402
 from torch_ref.models.policy import tree_leaves  # noqa: E402
 
@@ -57,22 +58,9 @@ DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v != "slot")
 MACHINE = "2-core x86_64 CPU, shared"
 
 
-def make_config(variant: str, args) -> PolicyConfig:
-    over = dict(
-        d_model=args.d_model,
-        num_layers=args.layers,
-        num_heads=args.heads,
-        d_head=0,
-        d_ff=args.d_ff,
-        dropout=0.0,
-        attn_dropout=0.0,
-        lstm_hidden=0,
-    )
-    if variant in ("gtrxl", "trxl", "trxl_nvidia"):
-        over["memory_len"] = args.memory_len
-    if variant == "sliding":
-        over["max_cache_size"] = 4 * args.memory_len
-    return preset(variant, args.obs_dim, args.num_actions, **over)
+def make_config(variant: str, args):
+    """The benchmark-size config of `variant` (one definition: jax_tx.cli.bench.policy_config)."""
+    return policy_config(variant, args, args.obs_dim, args.num_actions)
 
 
 def random_resets(rng: np.random.Generator, batch: int, steps: int, p: float, first: bool) -> np.ndarray:
