@@ -108,17 +108,7 @@ class HostVectorEnv:
         final_obs = obs.copy()
         for i in np.flatnonzero(raw_info.get("_final_obs", np.zeros(self.num_envs, bool))):
             final_obs[i] = self._flat(np.asarray(raw_info["final_obs"][i])[None])[0]
-        self._episode_return += reward
-        self._episode_length += 1
-        episode_return = np.where(done, self._episode_return, 0.0).astype(np.float32)
-        info = {
-            "final_observation": final_obs,
-            "success": (done & (episode_return >= self.success_return)).astype(np.float32),
-            "episode_return": episode_return,
-            "episode_length": np.where(done, self._episode_length, 0).astype(np.int32),
-        }
-        self._episode_return[done] = 0.0
-        self._episode_length[done] = 0
+        info = episode_info(self._episode_return, self._episode_length, reward, done, final_obs, self.success_return)
         return obs, reward, terminated, truncated, info
 
     def close(self) -> None:
@@ -154,3 +144,23 @@ def collect(
             rows.setdefault(name, []).append(value)
         obs, first = next_obs, terminated | truncated
     return {name: np.stack(values) for name, values in rows.items()}, carry, obs, first, key
+
+
+def episode_info(episode_return, episode_length, reward, done, final_obs, success_return: float) -> dict:
+    """One host step's info; updates the running per-row return R += r and length L += 1 in place.
+
+    Rows whose episode ends (done) report R, L and success = R >= success_return, others 0; their R and L
+    restart at 0. The info keys are the JAX envs' (jax_tx.envs.base.INFO_KEYS).
+    """
+    episode_return += reward
+    episode_length += 1
+    ended_return = np.where(done, episode_return, 0.0).astype(np.float32)
+    info = {
+        "final_observation": final_obs,
+        "success": (done & (ended_return >= success_return)).astype(np.float32),
+        "episode_return": ended_return,
+        "episode_length": np.where(done, episode_length, 0).astype(np.int32),
+    }
+    episode_return[done] = 0.0
+    episode_length[done] = 0
+    return info

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from jax_tx.envs.host_adapter import episode_info
 from jax_tx.envs.mettagrid_arena import arena_config, import_mettagrid
 
 TOKEN_GRID_SIZE = 16
@@ -145,17 +146,7 @@ class MettaGridVecEnv:
         if final_obs is obs:
             final_obs = obs.copy()
         done = terminated | truncated
-        self._episode_return += reward
-        self._episode_length += 1
-        episode_return = np.where(done, self._episode_return, 0.0).astype(np.float32)
-        info = {
-            "final_observation": final_obs,
-            "success": (done & (episode_return >= self.success_return)).astype(np.float32),
-            "episode_return": episode_return,
-            "episode_length": np.where(done, self._episode_length, 0).astype(np.int32),
-        }
-        self._episode_return[done] = 0.0
-        self._episode_length[done] = 0
+        info = episode_info(self._episode_return, self._episode_length, reward, done, final_obs, self.success_return)
         return obs, reward, terminated, truncated, info
 
     def close(self) -> None:
