@@ -208,6 +208,20 @@ def test_iteration_does_not_retrace_and_updates_params():
         assert np.isfinite(np.asarray(metrics[name])).all(), name
 
 
+def test_run_seeds_trains_each_seed_as_its_own_run():
+    """vmap over a stacked TrainState == one Trainer.run per seed (params, env carry and metrics, seed by seed)."""
+    tr = Trainer(tiny_train_config("gtrxl", iterations_per_call=2))
+    stacked, metrics = tr.run_seeds(tr.init_seeds([3, 7]))
+    for i, seed in enumerate([3, 7]):
+        single, single_metrics = tr.run(tr.init(seed))
+        pick = lambda tree: jax.tree_util.tree_map(lambda x: np.asarray(x[i]), tree)  # noqa: E731, B023
+        for a, b in zip(jax.tree_util.tree_leaves(pick(stacked)), jax.tree_util.tree_leaves(single), strict=True):
+            np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(pick(metrics)["loss"], np.asarray(single_metrics["loss"]), rtol=1e-5, atol=1e-6)
+    first = jax.tree_util.tree_leaves(stacked.params)[0]
+    assert not np.allclose(np.asarray(first[0]), np.asarray(first[1]))  # the seeds really differ
+
+
 def test_bfloat16_run_takes_a_finite_step_with_float32_params():
     tc = tiny_train_config("trxl", policy={"dtype": "bfloat16"})
     tr = Trainer(tc)

@@ -2,6 +2,7 @@
 
 out = run_episodes(model, params, cfg, env, episodes=100, key=key)
 out["success"][out["finished"]].mean()
+play = episodes_fn(model, cfg, env, episodes=100)          # pure: jax.vmap(play)(stacked_params, keys)
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from jax_tx.ppo import heads
 from jax_tx.ppo.rollout import initial_carry, policy_step
 
 
-def run_episodes(model, params, cfg, env, episodes: int, key, greedy: bool = True) -> dict[str, np.ndarray]:
-    """First-episode return, success and length of `episodes` envs (arrays [episodes])."""
-    k_env, k_run = jax.random.split(key)
-    carry = initial_carry(env, cfg, k_env, episodes)
+def episodes_fn(model, cfg, env, episodes: int, greedy: bool = True):
+    """A pure function (params, key) -> {"finished", "return", "success", "length"} (jnp arrays [episodes]) that
+    plays `episodes` envs for env.max_steps steps and keeps each env's first episode; jit / vmap it freely."""
 
-    def step(c, k):
+    def step(params, c, k):
         carry, finished, ret, succ, length = c
         k_act, k_env = jax.random.split(k)
         logits, _, memory = policy_step(
@@ -45,14 +45,19 @@ def run_episodes(model, params, cfg, env, episodes: int, key, greedy: bool = Tru
         )
         return (carry, finished | done, ret, succ, length), None
 
-    zeros = jnp.zeros((episodes,), jnp.float32)
-    init = (carry, jnp.zeros((episodes,), bool), zeros, zeros, jnp.zeros((episodes,), jnp.int32))
-    (_, finished, ret, succ, length), _ = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))(
-        init, jax.random.split(k_run, env.max_steps)
-    )
-    return {
-        "finished": np.asarray(finished),
-        "return": np.asarray(ret),
-        "success": np.asarray(succ),
-        "length": np.asarray(length),
-    }
+    def play(params, key):
+        k_env, k_run = jax.random.split(key)
+        carry = initial_carry(env, cfg, k_env, episodes)
+        zeros = jnp.zeros((episodes,), jnp.float32)
+        init = (carry, jnp.zeros((episodes,), bool), zeros, zeros, jnp.zeros((episodes,), jnp.int32))
+        keys = jax.random.split(k_run, env.max_steps)
+        (_, finished, ret, succ, length), _ = jax.lax.scan(lambda c, k: step(params, c, k), init, keys)
+        return {"finished": finished, "return": ret, "success": succ, "length": length}
+
+    return play
+
+
+def run_episodes(model, params, cfg, env, episodes: int, key, greedy: bool = True) -> dict[str, np.ndarray]:
+    """First-episode return, success and length of `episodes` envs (arrays [episodes])."""
+    out = jax.jit(episodes_fn(model, cfg, env, episodes, greedy))(params, key)
+    return {k: np.asarray(v) for k, v in out.items()}

@@ -3,6 +3,8 @@
     trainer = Trainer(tcfg)                 # builds env, policy, optimizer from the TrainConfig
     state = trainer.init(seed)              # TrainState: params, opt_state, rollout carry, key, iteration
     state, metrics = trainer.run(state)     # tcfg.iterations_per_call iterations under one lax.scan
+    states = trainer.init_seeds([0, 1, 2])  # several seeds stacked on a leading axis (one device) ...
+    states, metrics = trainer.run_seeds(states)  # ... trained together: vmap of the same iterations
 
 `trainer.run` is jitted once; the Python loop (jax_tx/ppo/run.py) only logs and checkpoints.
 Everything an iteration depends on lives in TrainState, so saving it and restoring it resumes
@@ -79,10 +81,17 @@ class Trainer:
         outs = (self.state_sharding, self.placement.replicated)
         self.run = jax.jit(self._run, in_shardings=(self.state_sharding,), out_shardings=outs)
         self.run_one = jax.jit(self._run_one, in_shardings=(self.state_sharding,), out_shardings=outs)
+        self.run_seeds = jax.jit(jax.vmap(self._run))
 
     def init(self, seed: int | None = None) -> TrainState:
         """A fresh TrainState (computed eagerly, the same in every process), placed on the mesh."""
         return sharding.place(self._init(self.tcfg.seed if seed is None else seed), self.state_sharding)
+
+    def init_seeds(self, seeds) -> TrainState:
+        """TrainStates of init(seed) for every seed, stacked on a new leading axis, for run_seeds (one device)."""
+        if self.placement.num_devices != 1:
+            raise ValueError("init_seeds / run_seeds train several seeds on one device; set devices=1")
+        return jax.vmap(self._init)(jnp.asarray(list(seeds)))
 
     def _init(self, seed: int) -> TrainState:
         k_param, k_env, k_run = jax.random.split(jax.random.PRNGKey(seed), 3)
