@@ -31,7 +31,7 @@ SMALL = dict(d_model=16, num_layers=2, num_heads=2, d_ff=32, memory_len=4, d_hea
 
 def small_config(variant: str) -> config.PolicyConfig:
     extra = dict(base_dim=4, slot_dim=3, lstm_hidden=16) if variant == "slot" else {}
-    if variant in ("lstm", "agalite_hybrid"):
+    if variant in ("lstm", "gru", "agalite_hybrid"):
         extra["lstm_hidden"] = 16
     if variant == "sliding":
         extra["max_cache_size"] = 12

@@ -32,6 +32,7 @@ EXTRA = {
     "agalite_optimized": AGALITE,
     "agalite_hybrid": dict(AGALITE, lstm_hidden=8),
     "lstm": dict(lstm_hidden=8),
+    "gru": dict(lstm_hidden=8),
     "sliding": dict(max_cache_size=8),
     "slot": dict(obs_dim=2 + 3 * 3, base_dim=2, slot_dim=3, slot_grid_rows=2, slot_grid_cols=2, lstm_hidden=8),
 }

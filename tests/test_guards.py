@@ -197,17 +197,22 @@ def test_list_shows_variants_with_parameter_counts_envs_and_recipes(capsys):
     import torch_ref
     from jax_tx import config
 
-    twin = torch_ref.make_policy(config.preset("lstm", 4, 3))
-    assert rows[("lstm", "default")]["params"] == sum(p.numel() for p in twin.parameters())
+    for variant in ("lstm", "gru"):
+        twin = torch_ref.make_policy(config.preset(variant, 4, 3))
+        assert rows[(variant, "default")]["params"] == sum(p.numel() for p in twin.parameters())
+    assert rows[("gru", "default")]["lstm_width"] == 128
+    # the LSTM has one gate block more: W rows of weight_ih (D wide), weight_hh (W wide) and both biases
+    assert rows[("lstm", "default")]["params"] - rows[("gru", "default")]["params"] == 128 * (128 + 128 + 2)
     assert {"tmaze", "repeat_previous"} <= {r["env"] for r in out["envs"]}
     assert any(r["recipe"].endswith("default.json") for r in out["recipes"])
 
 
-def test_int_memory_is_refused_by_both_twins():
+@pytest.mark.parametrize("variant", ["lstm", "gru"])
+def test_int_memory_is_refused_by_both_twins(variant):
     import jax_tx
     from jax_tx import config
 
-    cfg = config.preset("lstm", 4, 3, d_model=8)
+    cfg = config.preset(variant, 4, 3, d_model=8)
     model, mem = jax_tx.make_policy(cfg), jax_tx.initial_memory(cfg, 2)
     obs, reset = jnp.zeros((2, 1, 4)), jnp.zeros((2, 1), bool)
     params = model.init(jax.random.PRNGKey(0), obs, reset, mem)

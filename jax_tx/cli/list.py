@@ -20,7 +20,8 @@ RECIPE_DIR = Path(__file__).resolve().parents[2] / "experiments" / "recipes"
 ATTENTION = ("d_model", "num_layers", "num_heads", "d_ff")
 SIZE_FIELDS = {"gtrxl": ATTENTION + ("memory_len",), "trxl": ATTENTION + ("memory_len",),
                "trxl_nvidia": ATTENTION + ("memory_len",), "sliding": ATTENTION + ("max_cache_size",),
-               "slot": ATTENTION + ("lstm_width",), "lstm": ("lstm_width",), "mlp": ("d_model",)}  # fmt: skip
+               "slot": ATTENTION + ("lstm_width",), "lstm": ("lstm_width",), "gru": ("lstm_width",),
+               "mlp": ("d_model",)}  # fmt: skip
 AGALITE_FIELDS = ATTENTION + ("head_dim", "eta", "num_oscillators")
 
 

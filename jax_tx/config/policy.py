@@ -21,7 +21,7 @@ they always had); new fields (encoder, token_*, Cortex/Metta options) take their
 
 XL_VARIANTS = ("gtrxl", "trxl", "trxl_nvidia")
 AGALITE_VARIANTS = ("agalite", "agalite_fast", "agalite_optimized", "agalite_hybrid")
-VARIANTS = XL_VARIANTS + AGALITE_VARIANTS + ("sliding", "lstm", "slot", "mlp")
+VARIANTS = XL_VARIANTS + AGALITE_VARIANTS + ("sliding", "lstm", "gru", "slot", "mlp")
 
 DTYPES = ("float32", "bfloat16", "float64")
 GATINGS = ("none", "gru", "fused_gru")
@@ -144,7 +144,7 @@ class PolicyConfig:
     clamp_output: bool = False
     """Clamp the fast layer's attention output to [-10, 10] (Metta's fast-mode guard)."""
     lstm_hidden: int = 0
-    """LSTM width for lstm / agalite_hybrid / slot; 0 means d_model."""
+    """Recurrent width: the LSTM of lstm / agalite_hybrid / slot and the GRU of gru; 0 means d_model."""
     agalite_tick: str = "jax_tx"
     """Oscillator step n_t. jax_tx: 1 at an episode's first step (reset restarts it). official: 1 at the first
     step of fresh memory, never reset by `reset`. cortex: 2 at the first step of fresh memory (tick starts at

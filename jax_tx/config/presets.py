@@ -78,6 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
     "sliding": dict(d_model=16, num_layers=2, num_heads=1, d_ff=64, max_cache_size=80, pooling="mean"),
     "lstm": dict(d_model=128, num_layers=1),  # lstm_hidden 0: the LSTM is d_model wide, no projection
+    "gru": dict(d_model=128, num_layers=1),  # lstm_hidden 0: the GRU is d_model wide, no projection
     "slot": dict(d_model=64, num_layers=2, num_heads=4, d_ff=256, lstm_hidden=128),
     "mlp": dict(d_model=64, num_layers=1),
 }

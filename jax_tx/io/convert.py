@@ -56,6 +56,18 @@ def _expected_torch_shape(path: tuple[str, ...], shape: tuple[int, ...]) -> tupl
     return tuple(reversed(shape)) if path[-1] == "kernel" else tuple(shape)
 
 
+def _gate_hint(key: str, want: tuple[int, ...], got: tuple[int, ...]) -> str:
+    """nn.LSTM and nn.GRU weights share their names (weight_ih_l0, ...) and differ in rows: 4W (gates i, f, g, o)
+    against 3W (r, z, n). A 4:3 or 3:4 row ratio on such a key names the other variant."""
+    if not (re.search(r"(weight|bias)_(ih|hh)_l\d+$", key) and want and got and want[1:] == got[1:]):
+        return ""
+    if 3 * got[0] == 4 * want[0]:
+        return "; these look like LSTM weights (4W rows): convert with variant 'lstm'"
+    if 4 * got[0] == 3 * want[0]:
+        return "; these look like GRU weights (3W rows): convert with variant 'gru'"
+    return ""
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # torch tensor; numpy has no bfloat16, go through float32
         import torch
@@ -135,9 +147,10 @@ def torch_to_flax(state_dict: Mapping[str, Any], cfg: PolicyConfig, dtype: Any |
         value = _to_numpy(state_dict[key])
         want = _expected_torch_shape(path, template[path].shape)
         if value.shape != want:
+            hint = _gate_hint(key, want, value.shape)
             raise ConversionError(
                 f"shape mismatch at {key!r}: the config expects {want}, the weights have {value.shape}; "
-                f"the config does not match these weights (check d_model, num_heads, d_ff, ...)"
+                f"the config does not match these weights (check d_model, num_heads, d_ff, ...){hint}"
             )
         if path[-1] == "kernel":
             value = value.T

@@ -17,6 +17,7 @@ CORE_MODULES = {
     "agalite_hybrid": "agalite",
     "sliding": "sliding",
     "lstm": "lstm",
+    "gru": "gru",
     "slot": "slot",
     "mlp": "mlp",
 }
