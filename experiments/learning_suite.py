@@ -148,14 +148,17 @@ def train_config(rec: dict):
         os.unlink(f.name)
 
 
-def train_seeds(tcfg, seeds: list[int], log=print) -> dict:
-    """Train every seed of `seeds` with one vmapped program; returns per-seed success curves and final params."""
+def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
+    """Train every seed of `seeds` with one vmapped program; returns per-seed success curves and final params.
+    params_hook(stacked params) -> params edits the initial parameters (root-cause studies, e.g. a gate bias)."""
     import numpy as np
 
     from jax_tx.ppo.trainer import Trainer
 
     trainer = Trainer(tcfg)
     state = trainer.init_seeds(seeds)
+    if params_hook is not None:
+        state = state.replace(params=params_hook(state.params))
     calls = -(-tcfg.num_iterations // tcfg.iterations_per_call)
     success, t_run, t0 = [], 0.0, time.perf_counter()
     for call in range(calls):
@@ -214,14 +217,16 @@ def machine_line() -> str:
     )
 
 
-def run_suite(task: str, variant: str, seeds: list[int], overrides: dict, tag: str, budget: float, log=print) -> dict:
+def run_suite(
+    task: str, variant: str, seeds: list[int], overrides: dict, tag: str, budget: float, log=print, params_hook=None
+) -> dict:
     import numpy as np
 
     rec = apply_overrides(recipe(task, variant), overrides)
     rec["total_steps"] = int(rec["total_steps"] * budget)
     tcfg = train_config(rec)
     log(f"{task} {variant} {tag or ''} seeds {seeds}: {tcfg.num_iterations} iterations x {tcfg.steps_per_iteration}")
-    out = train_seeds(tcfg, seeds, log)
+    out = train_seeds(tcfg, seeds, log, params_hook)
     spi = tcfg.steps_per_iteration
     final = [float(np.nanmean(s[-10:])) for s in out["success"]]
     greedy = greedy_success(out["trainer"], out["state"], seeds, tcfg.eval_episodes)
