@@ -20,9 +20,10 @@ orthogonal  the official AGaLiTe code's scheme: every Dense / Linear kernel W is
                  logits orthogonal(0.01), value orthogonal(1.0)); Metta's heads agree
                  (metta_torch_stack.md: logits gain 0.01, value gain 1.0).
 
-Deliberate differences from other sources: Metta's own AGaLiTe ports give the attention output projection
-gain 1 (metta_torch_stack.md, "W_o orthogonal gain 1"; Cortex and the fast layer likewise), the official code
-sqrt(2), which is what this scheme follows. The official PureJaxRL heads' hidden Dense layers use
+Deliberate differences from other sources: two of Metta's AGaLiTe ports give the attention output
+projection gain 1 (metta_torch_stack.md: the main-branch layer's "W_o orthogonal gain 1" and the fast layer's
+"project orthogonal(1.0)"), while the official code (and Metta's Cortex cell) use sqrt(2), which is what
+this scheme follows. The official PureJaxRL heads' hidden Dense layers use
 orthogonal(2); here they get sqrt(2), as the issue states.
 Not touched by either scheme: LayerNorm scale/bias, the gate bias b_g (`gate_bias`), embeddings, learned
 tokens and latents, r_w_bias / r_r_bias, and the LSTM cell weights (those are not Dense layers).
