@@ -66,8 +66,10 @@ def digest(named: dict[str, np.ndarray]) -> str:
 
 
 def flax_params(cfg) -> dict[tuple[str, ...], np.ndarray]:
-    """{path of names: array} of model.init(PRNGKey(0), example inputs)."""
-    params = jax_tx.make_policy(cfg).init(jax.random.PRNGKey(0), *example_inputs(cfg, 1, 1))
+    """{path of names: array} of model.init(PRNGKey(0), example inputs), on the CPU (where the digests were
+    taken: an accelerator's QR may round the orthogonal initialisers differently)."""
+    with jax.default_device(jax.devices("cpu")[0]):
+        params = jax_tx.make_policy(cfg).init(jax.random.PRNGKey(0), *example_inputs(cfg, 1, 1))
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     return {tuple(str(k.key) for k in path): np.asarray(x) for path, x in leaves}
 
