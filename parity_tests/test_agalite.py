@@ -57,6 +57,13 @@ def test_forward_parity_single_oscillator_fast_mode():
     h.check_forward_parity(cfg, h.FP64_TOL)
 
 
+@pytest.mark.parametrize("name", ["agalite", "agalite_fast"])
+def test_forward_parity_with_orthogonal_init(name):
+    """init="orthogonal" (the official AGaLiTe scheme: sqrt 2 gains, larger than most defaults): the torch
+    twin's weights, converted, still give the same outputs and memory."""
+    h.check_forward_parity(CONFIGS[name].replace(init="orthogonal"), h.FP32_TOL)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_reset_equals_fresh_memory(name):
     h.check_reset_equals_fresh(CONFIGS[name])

@@ -59,6 +59,7 @@ def test_overrides_apply_after_preset():
         (dict(memory_len=0), "memory_len"),
         (dict(clamp_len=0), "clamp_len"),
         (dict(dropout=1.5), "dropout"),
+        (dict(init="xavier"), "init"),
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):
@@ -81,6 +82,18 @@ def test_newer_schema_and_unknown_json_fields_are_refused():
         PolicyConfig.from_dict({**d, "schema_version": config.SCHEMA_VERSION + 1})
     with pytest.raises(ConfigError, match="unknown config field"):
         PolicyConfig.from_dict({**d, "future_knob": 1})
+
+
+def test_init_option_round_trips_and_old_configs_load_as_default():
+    cfg = preset("agalite", obs_dim=4, num_actions=2, init="orthogonal")
+    assert PolicyConfig.from_json(cfg.to_json()) == cfg and json.loads(cfg.to_json())["init"] == "orthogonal"
+    old = preset("agalite", obs_dim=4, num_actions=2).to_dict()
+    del old["init"]  # a config saved before the field existed
+    assert PolicyConfig.from_dict(old).init == "default"
+    assert PolicyConfig.from_dict({**old, "schema_version": 1}).init == "default"
+    assert config.INITS == ("default", "orthogonal")
+    assert (config.orthogonal_gain("actor_out"), config.orthogonal_gain("critic_out")) == (0.01, 1.0)
+    assert config.orthogonal_gain("proj") == config.orthogonal_gain("w_r") == pytest.approx(2**0.5, abs=1e-15)
 
 
 @pytest.mark.parametrize(

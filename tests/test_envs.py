@@ -159,6 +159,38 @@ def test_tmaze_time_limit_gives_truncated():
     assert np.all(new_obs[5][:, :2].sum(-1) == 1)
 
 
+@pytest.mark.parametrize("wait, turn_right", [(0, True), (2, True), (1, False)])
+def test_tmaze_step_reward_is_paid_on_every_step_before_the_turn(wait, turn_right):
+    """Scripted episode: corridor_length forward moves, `wait` no-op forwards at the junction, then a turn.
+    Return = turn reward + step_reward * (corridor_length + wait), the steps before the turn."""
+    env = TMaze(corridor_length=3, step_reward=-0.01, correct_reward=1.0, wrong_reward=-0.5)
+    step = jax.jit(env.step)
+    obs, state = env.reset(jax.random.key(1))
+    cue_right = bool(obs[1] > 0)
+    plan = [FORWARD] * (3 + wait) + [RIGHT if cue_right == turn_right else LEFT]
+    rewards = []
+    for a in plan:
+        obs, state, reward, term, trunc, info = step(jax.random.key(0), state, jnp.int32(a))
+        rewards.append(float(reward))
+    assert bool(term) and not bool(trunc) and float(info["success"]) == float(turn_right)
+    turn_reward = 1.0 if turn_right else -0.5
+    assert rewards == [np.float32(-0.01)] * (3 + wait) + [turn_reward]
+    expected = np.float32(turn_reward) + np.float32(-0.01) * (3 + wait)
+    np.testing.assert_allclose(float(info["episode_return"]), expected, rtol=0, atol=1e-6)
+    assert int(info["episode_length"]) == 4 + wait
+
+
+def test_tmaze_step_reward_on_a_truncated_episode_and_its_validation():
+    env = TMaze(corridor_length=2, max_steps=6, step_reward=-0.25)  # -0.25 is exact in float32
+    _, _, reward, _, trunc, info, _ = rollout(env, lambda o, t, c, k: (jnp.zeros(2, jnp.int32), c), 2, 6)
+    assert trunc[5].all() and np.all(reward == -0.25)
+    np.testing.assert_array_equal(info["episode_return"][5], -1.5)
+    assert TMaze().step_reward == 0.0
+    for bad in (0.1, float("nan"), float("-inf")):
+        with pytest.raises(ValueError, match="step_reward"):
+            make_env("tmaze", step_reward=bad)
+
+
 def obs_class(obs):
     """Memoryless view of a T-Maze observation: 0 cue left, 1 cue right, 2 corridor, 3 junction."""
     return jnp.where(obs[0] > 0, 0, jnp.where(obs[1] > 0, 1, jnp.where(obs[3] > 0, 3, 2)))

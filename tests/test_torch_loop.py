@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import torch
 
 from jax_tx import config
@@ -24,9 +25,10 @@ def _tmaze_episode(step, obs, plan):
             return rewards, info, bool(term), bool(trunc)
 
 
-def test_torch_tmaze_matches_jax_tmaze_on_the_same_cue():
+@pytest.mark.parametrize("step_reward", [0.0, -0.01])
+def test_torch_tmaze_matches_jax_tmaze_on_the_same_cue(step_reward):
     corridor = 3
-    jenv = make_env("tmaze", corridor_length=corridor)
+    jenv = make_env("tmaze", corridor_length=corridor, step_reward=step_reward)
     jstep = jax.jit(jenv.step)
     plans = {
         "right_turn": lambda first, t: 0 if t < corridor else (1 if first[0] == 1 else 2),
@@ -36,7 +38,7 @@ def test_torch_tmaze_matches_jax_tmaze_on_the_same_cue():
     key = jax.random.PRNGKey(3)
     for name, plan in plans.items():
         jobs, jstate = jenv.reset(key)
-        tenv = torch_envs.TMaze(1, corridor_length=corridor)
+        tenv = torch_envs.TMaze(1, corridor_length=corridor, step_reward=step_reward)
         tenv.reset()
         cue = int(np.argmax(np.asarray(jobs)[:2]))
         tenv.cue[:] = cue  # the same episode in both twins
@@ -57,6 +59,7 @@ def test_torch_tmaze_matches_jax_tmaze_on_the_same_cue():
         for k in ("success", "episode_return", "episode_length"):
             assert float(jinfo[k]) == float(tinfo[k]), (name, k)
     assert (jterm, jtrunc, len(jr)) == (False, True, jenv.max_steps)  # never_turn ends by the time limit
+    assert jr == [np.float32(step_reward)] * jenv.max_steps  # every step of it pays the step cost
 
 
 def test_torch_repeat_previous_rewards_the_symbol_k_steps_back():

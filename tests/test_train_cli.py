@@ -112,3 +112,20 @@ def test_checkpoint_round_trip_of_a_zero_size_memory_state(tmp_path):
     for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(back), strict=True):
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_init_is_a_flag_and_a_recipe_policy_field(tmp_path, capsys):
+    """--init orthogonal and a recipe's "policy": {"init": ...} reach PolicyConfig.init (flags win)."""
+    from jax_tx.cli.train import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args(TINY_FLAGS)).policy.init == "default"
+    assert (
+        config_from_args(build_parser().parse_args([*TINY_FLAGS, "--init", "orthogonal"])).policy.init == "orthogonal"
+    )
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"variant": "agalite", "policy": {"init": "orthogonal", "d_model": 16}}))
+    assert config_from_args(build_parser().parse_args(["--recipe", str(recipe)])).policy.init == "orthogonal"
+    flags = ["--recipe", str(recipe), "--init", "default"]
+    assert config_from_args(build_parser().parse_args(flags)).policy.init == "default"
+    assert cli_main(["train", *TINY_FLAGS, "--log-dir", str(tmp_path / "x"), "--init", "xavier"]) == 2
+    assert "config field init='xavier'" in capsys.readouterr().err

@@ -66,7 +66,8 @@ class VecTask:
 
 
 class TMaze(VecTask):
-    """jax_tx.envs.memory_tasks.TMaze for B envs: obs [cue_left, cue_right, in_corridor, at_junction]."""
+    """jax_tx.envs.memory_tasks.TMaze for B envs: obs [cue_left, cue_right, in_corridor, at_junction];
+    a turn at the junction gives correct_reward / wrong_reward, every other step step_reward (<= 0)."""
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class TMaze(VecTask):
         max_steps: int = 0,
         correct_reward: float = 1.0,
         wrong_reward: float = -1.0,
+        step_reward: float = 0.0,
         generator: torch.Generator | None = None,
     ):
         if not (isinstance(corridor_length, int) and corridor_length >= 1):
@@ -83,7 +85,9 @@ class TMaze(VecTask):
         self.max_steps = max_steps or 4 * (corridor_length + 1)
         if self.max_steps < corridor_length + 1:
             raise ValueError(f"tmaze max_steps={self.max_steps} is shorter than corridor_length + 1")
-        self.correct_reward, self.wrong_reward = correct_reward, wrong_reward
+        if not (isinstance(step_reward, (int, float)) and math.isfinite(step_reward) and step_reward <= 0):
+            raise ValueError(f"tmaze step_reward must be a finite number <= 0 (a per-step cost), got {step_reward!r}")
+        self.correct_reward, self.wrong_reward, self.step_reward = correct_reward, wrong_reward, step_reward
         self.obs_dim, self.num_actions = 4, 3
         self.cue = torch.zeros(num_envs, dtype=torch.int64)
         self.pos = torch.zeros(num_envs, dtype=torch.int64)
@@ -107,7 +111,7 @@ class TMaze(VecTask):
         self.pos = torch.where(action == FORWARD, torch.clamp(self.pos + 1, max=self.corridor_length), self.pos)
         turned = at_junction & ((action == LEFT) | (action == RIGHT))
         correct = turned & (action - LEFT == self.cue)
-        reward = torch.where(turned, torch.where(correct, self.correct_reward, self.wrong_reward), 0.0)
+        reward = torch.where(turned, torch.where(correct, self.correct_reward, self.wrong_reward), self.step_reward)
         return self._observe(self.pos), reward.float(), turned, correct
 
 

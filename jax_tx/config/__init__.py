@@ -6,9 +6,11 @@
 
 - `jax_tx.config.policy`: PolicyConfig (every model field), validation, ConfigError;
 - `jax_tx.config.presets`: the per-variant defaults and `preset`;
-- `jax_tx.config.train`: PPOConfig and TrainConfig.
+- `jax_tx.config.train`: PPOConfig and TrainConfig;
+- `jax_tx.config.init_scheme`: the init="orthogonal" scheme's per-layer gains.
 """
 
+from jax_tx.config.init_scheme import INITS, orthogonal_gain
 from jax_tx.config.policy import (
     AGALITE_MODES,
     AGALITE_TICKS,
@@ -43,6 +45,7 @@ __all__ = [
     "ENCODERS",
     "FF_ACTIVATIONS",
     "GATINGS",
+    "INITS",
     "LR_SCHEDULES",
     "MEMORY_HOLDS",
     "MEMORY_INITS",
@@ -60,6 +63,7 @@ __all__ = [
     "PPOConfig",
     "PolicyConfig",
     "TrainConfig",
+    "orthogonal_gain",
     "preset",
     "slot_count",
     "validate",

@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from jax_tx.config.init_scheme import INITS
+
 SCHEMA_VERSION = 2
 """2: agalite honours sublayer_relu (version-1 agalite configs are read with sublayer_relu=True, the ReLUs
 they always had); new fields (encoder, token_*, Cortex/Metta options) take their defaults."""
@@ -105,6 +107,9 @@ class PolicyConfig:
     """LayerNorms of the core with a bias (Cortex's block norms have none)."""
     final_norm: bool = False
     """A LayerNorm (with bias) on the core output, before the heads (Cortex's stack norm)."""
+    init: str = "default"
+    """Parameter init: default (each layer's own) or orthogonal (the official AGaLiTe scheme: every Dense
+    kernel orthogonal, gain sqrt 2, logits 0.01, value 1.0, zero biases; see jax_tx/config/init_scheme.py)."""
 
     # --- Transformer-XL family (gtrxl, trxl, trxl_nvidia)
     memory_len: int = 64
@@ -283,6 +288,7 @@ def validate(cfg: PolicyConfig) -> None:
         ("agalite_tick", AGALITE_TICKS),
         ("memory_init", MEMORY_INITS),
         ("memory_holds", MEMORY_HOLDS),
+        ("init", INITS),
     ):
         _require(getattr(cfg, name) in allowed, name, getattr(cfg, name), f"must be one of {allowed}")
     for name in ("attn_out_bias", "final_norm", "norm_bias"):

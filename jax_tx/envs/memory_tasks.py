@@ -34,16 +34,20 @@ class TMaze(TaskEnv):
     junction only the memory of the first observation tells the agent which way to turn.
     Actions: 0 forward (one step toward the junction; a no-op at the junction), 1 turn left, 2 turn right
     (no-ops in the corridor). Turning at the junction ends the episode (terminated): reward `correct_reward`
-    (+1) and success 1 if the turn matches the cue, else `wrong_reward` (-1) and success 0. All other steps give
-    reward 0. An episode that has not turned after `max_steps` steps is truncated (success 0).
-    The shortest episode takes corridor_length + 1 steps; a memoryless policy's expected success is at most 0.5
-    (its junction choice cannot depend on the cue) and its expected return at most 0 with the default rewards.
+    (+1) and success 1 if the turn matches the cue, else `wrong_reward` (-1) and success 0. Every other step
+    (one that does not end with a turn at the junction) gives `step_reward` (default 0; e.g. -0.01 as a small
+    per-step cost, finite and <= 0), so an episode that turns after n earlier steps returns
+    turn_reward + n * step_reward. An episode that has not turned after `max_steps` steps is truncated
+    (success 0). The shortest episode takes corridor_length + 1 steps; a memoryless policy's expected success is
+    at most 0.5 (its junction choice cannot depend on the cue) and its expected return at most
+    corridor_length * step_reward with the default turn rewards.
     """
 
     corridor_length: int = 4
     max_steps: int = 0  # 0 means 4 * (corridor_length + 1)
     correct_reward: float = 1.0
     wrong_reward: float = -1.0
+    step_reward: float = 0.0
     name: str = "tmaze"
     obs_dim: int = dataclasses.field(default=4, init=False)
     num_actions: int = dataclasses.field(default=3, init=False)
@@ -52,6 +56,10 @@ class TMaze(TaskEnv):
         _check(
             isinstance(self.corridor_length, int) and self.corridor_length >= 1,
             f"tmaze corridor_length must be an int >= 1, got {self.corridor_length!r}",
+        )
+        _check(
+            isinstance(self.step_reward, (int, float)) and math.isfinite(self.step_reward) and self.step_reward <= 0,
+            f"tmaze step_reward must be a finite number <= 0 (a per-step cost), got {self.step_reward!r}",
         )
         if self.max_steps == 0:
             object.__setattr__(self, "max_steps", 4 * (self.corridor_length + 1))
@@ -74,13 +82,14 @@ class TMaze(TaskEnv):
         return obs, {"cue": cue, "pos": pos}
 
     def transition(self, key, inner, time, action):
-        """Move forward or turn; a turn at the junction ends the episode with the cue deciding the reward."""
+        """Move forward or turn; a turn at the junction ends the episode with the cue deciding the reward, any other
+        step gives step_reward."""
         del key, time
         at_junction = inner["pos"] >= self.corridor_length
         pos = jnp.where(action == FORWARD, jnp.minimum(inner["pos"] + 1, self.corridor_length), inner["pos"])
         turned = at_junction & ((action == LEFT) | (action == RIGHT))
         correct = turned & (action - LEFT == inner["cue"])
-        reward = jnp.where(turned, jnp.where(correct, self.correct_reward, self.wrong_reward), 0.0)
+        reward = jnp.where(turned, jnp.where(correct, self.correct_reward, self.wrong_reward), self.step_reward)
         return self._observe(pos), {"cue": inner["cue"], "pos": pos}, reward, turned, correct
 
 

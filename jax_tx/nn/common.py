@@ -2,7 +2,8 @@
 
 Parameters are float32 (float64 in float64 parity runs); computation runs in
 `cfg.dtype`. LayerNorm epsilon is always passed explicitly (flax defaults to 1e-6,
-torch to 1e-5).
+torch to 1e-5). Under cfg.init="orthogonal" every kernel made here is orthogonal with the gain
+`jax_tx.config.orthogonal_gain(name)` (jax_tx/config/init_scheme.py), whatever the caller asked for.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jax_tx.config import PolicyConfig
+from jax_tx.config import PolicyConfig, orthogonal_gain
 
 
 def compute_dtype(cfg: PolicyConfig):
@@ -97,13 +98,25 @@ class Kernel(nn.Module):
         return self.param("kernel", self.kernel_init, (self.in_features, self.features), self.param_dtype)
 
 
+def kernel_init_of(cfg: PolicyConfig, name: str, kernel_init=None):
+    """The initialiser of layer `name`'s kernel: orthogonal(g = orthogonal_gain(name)) under
+    cfg.init="orthogonal"; otherwise `kernel_init` (None: the layer's lecun-normal default)."""
+    if cfg.init == "orthogonal":
+        return nn.initializers.orthogonal(scale=orthogonal_gain(name))
+    return kernel_init
+
+
 def dense_kernel(cfg: PolicyConfig, in_features: int, features: int, name: str) -> jnp.ndarray:
     """The kernel [I, O] of `dense(cfg, features, name, use_bias=False)` applied to inputs of width I."""
-    return Kernel(in_features, features, param_dtype(cfg), name=name)()
+    init = kernel_init_of(cfg, name)
+    kwargs = {} if init is None else {"kernel_init": init}
+    return Kernel(in_features, features, param_dtype(cfg), name=name, **kwargs)()
 
 
 def dense(cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, kernel_init=None) -> nn.Module:
-    """A Dense layer (flax.linen.Dense's parameters and values) whose weight gradient is a plain matmul."""
+    """A Dense layer (flax.linen.Dense's parameters and values) whose weight gradient is a plain matmul.
+    Its bias starts at 0; its kernel init is `kernel_init_of(cfg, name, kernel_init)`."""
+    kernel_init = kernel_init_of(cfg, name, kernel_init)
     kwargs = {} if kernel_init is None else {"kernel_init": kernel_init}
     return Dense(
         features, use_bias=use_bias, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name, **kwargs

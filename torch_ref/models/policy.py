@@ -18,7 +18,7 @@ from jax_tx.config import PolicyConfig
 from jax_tx.models.checks import check_memory_keys, check_memory_kinds, check_policy_inputs, check_token_values
 from jax_tx.models.registry import variant_module as registry_variant_module
 from torch_ref.models.encoders import make_encoder
-from torch_ref.nn.common import torch_dtype
+from torch_ref.nn.common import apply_init, torch_dtype
 
 
 def variant_module(variant: str) -> ModuleType:
@@ -119,12 +119,12 @@ def tree_leaves(tree) -> list:
 
 
 def make_policy(cfg: PolicyConfig) -> nn.Module:
-    """The torch twin of cfg.variant, in eval mode (call .train() for dropout)."""
+    """The torch twin of cfg.variant, in eval mode (call .train() for dropout); cfg.init applied."""
     if cfg.variant == "slot":
         model = variant_module("slot").SlotPolicy(cfg)
     else:
         model = Policy(cfg)
-    return model.to(torch_dtype(cfg)).eval()
+    return apply_init(cfg, model).to(torch_dtype(cfg)).eval()
 
 
 def initial_memory(cfg: PolicyConfig, batch: int):
