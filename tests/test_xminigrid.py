@@ -93,11 +93,12 @@ def test_shapes_encoding_and_names():
     np.testing.assert_array_equal(cells[..., :13].sum(-1), 1.0)  # one tile type per cell
     np.testing.assert_array_equal(cells[..., :13].argmax(-1), view[..., 0])
     np.testing.assert_allclose(cells[..., 13] * 11, view[..., 1], atol=1e-6)
+    s16 = make_env("xminigrid:MiniGrid-MemoryS16")  # built, not rolled out here (one more compile, ~5 s)
+    assert (s16.obs_dim, s16.max_steps, s16.params.width) == (126, 5 * 16**2, 16)
     ids = make_env(S8, encoding="ids")
     obs_ids, _ = ids.reset(jax.random.key(0))
     assert ids.obs_dim == 18
     np.testing.assert_allclose(np.asarray(obs_ids).reshape(3, 3, 2) * [12, 11], view, atol=1e-5)
-    assert make_env("xminigrid:MiniGrid-MemoryS16").max_steps == 5 * 16**2
     with pytest.raises(ValueError, match="unknown xminigrid env"):
         make_env("xminigrid:MiniGrid-MemoryS8-v0")
     with pytest.raises(ValueError, match="view_size"):

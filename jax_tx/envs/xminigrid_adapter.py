@@ -2,8 +2,9 @@
 
     env = make_xminigrid("MiniGrid-MemoryS8")   # or make_env("xminigrid:MiniGrid-MemoryS8")
 
-Tested with xminigrid 0.9.3 on MiniGrid-MemoryS8 and MiniGrid-MemoryS16 (ids as `xminigrid.registered_environments()`
-spells them: no "-v0" suffix). Other registered ids go through the same code but are untested.
+Tested with xminigrid 0.9.3 (tests/test_xminigrid.py) on MiniGrid-MemoryS8; MiniGrid-MemoryS16 is built there and
+was stepped by hand (ids as `xminigrid.registered_environments()` spells them: no "-v0" suffix). Other registered
+ids (MemoryS32 .. S128, the other MiniGrid and XLand-MiniGrid envs) go through the same code but are untested.
 
 - Keyword arguments are fields of xminigrid's `EnvParams` (height, width, view_size, max_steps), applied by
   `xminigrid.make(id, **kwargs)`, plus `encoding`. Beware: MiniGrid-Memory derives its default max_steps
