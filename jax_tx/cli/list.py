@@ -62,7 +62,9 @@ def env_rows() -> list[dict]:
     rows = []
     for name in ENV_NAMES:
         doc = (NATIVE_ENVS[name].__doc__ or "").strip().splitlines() if name in NATIVE_ENVS else []
-        rows.append({"env": name, "about": doc[0] if doc else "gymnax env (any gymnax id works as gymnax:<id>)"})
+        library = name.split(":")[0]
+        about = doc[0] if doc else f"{library} env (any {library} id works as {library}:<id>)"
+        rows.append({"env": name, "about": about})
     return rows
 
 

@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="jax-tx train", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--variant", help=f"policy variant (default {DEFAULTS['variant']}): {', '.join(VARIANTS)}")
     p.add_argument("--size", help="policy preset size: default or metta_small")
-    p.add_argument("--env", help=f"environment name (default {DEFAULTS['env']}), e.g. tmaze, gymnax:MemoryChain-bsuite")
+    examples = "tmaze, gymnax:MemoryChain-bsuite, xminigrid:MiniGrid-MemoryS8"
+    p.add_argument("--env", help=f"environment name (default {DEFAULTS['env']}), e.g. {examples}")
     p.add_argument("--env-kw", action="append", default=[], metavar="KEY=VALUE", help="env kwarg (JSON value)")
     p.add_argument("--recipe", help="JSON recipe: {variant, size, env, env_kwargs, policy: {...}, ppo: {...}, ...}")
     p.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its newest intact checkpoint")

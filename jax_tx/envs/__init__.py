@@ -1,4 +1,4 @@
-"""Environments for jax_tx: JAX-native memory tasks, a gymnax adapter and a host (Gymnasium) adapter.
+"""Environments for jax_tx: JAX-native memory tasks, gymnax and xminigrid adapters and a host (Gymnasium) adapter.
 
     from jax_tx.envs import make_env
     env = make_env("tmaze", corridor_length=4)
@@ -23,8 +23,16 @@ NATIVE_ENVS = {
     "token_tmaze": TokenTMaze,
     "slot_select": SlotSelect,
 }
-# Native names plus the gymnax envs that are tested; any registered gymnax id works as "gymnax:<id>".
-ENV_NAMES = (*NATIVE_ENVS, "gymnax:CartPole-v1", "gymnax:MemoryChain-bsuite", "gymnax:Breakout-MinAtar")
+# Native names plus the gymnax / xminigrid envs that are tested; any registered gymnax id works as "gymnax:<id>",
+# any xminigrid id as "xminigrid:<id>".
+ENV_NAMES = (
+    *NATIVE_ENVS,
+    "gymnax:CartPole-v1",
+    "gymnax:MemoryChain-bsuite",
+    "gymnax:Breakout-MinAtar",
+    "xminigrid:MiniGrid-MemoryS8",
+    "xminigrid:MiniGrid-MemoryS16",
+)
 
 __all__ = [
     "ENV_NAMES",
@@ -48,7 +56,9 @@ def make_env(name: str, **kwargs) -> Env:
     observations uint8[num_tokens, 3] for encoder="tokens"), "slot_select" (num_slots, num_types, memory, ...;
     factored actions (type, slot) with action masks). gymnax: "gymnax:<id>", e.g.
     "gymnax:MemoryChain-bsuite" with memory_length=L; kwargs naming gymnax EnvParams fields go to
-    `params.replace`, others to the gymnax constructor, plus success_return (see gymnax_adapter).
+    `params.replace`, others to the gymnax constructor, plus success_return (see gymnax_adapter). xminigrid:
+    "xminigrid:<id>", e.g. "xminigrid:MiniGrid-MemoryS8"; kwargs are xminigrid EnvParams fields (height, width,
+    view_size, max_steps) plus encoding ("tile_onehot" or "ids"; see xminigrid_adapter).
     Raises ValueError for an unknown name or a bad configuration value.
     """
     if name in NATIVE_ENVS:
@@ -61,4 +71,11 @@ def make_env(name: str, **kwargs) -> Env:
         from jax_tx.envs.gymnax_adapter import make_gymnax
 
         return make_gymnax(name.removeprefix("gymnax:"), **kwargs)
-    raise ValueError(f"unknown env {name!r}; known: {', '.join(ENV_NAMES)} (any gymnax id works as 'gymnax:<id>')")
+    if name.startswith("xminigrid:"):
+        from jax_tx.envs.xminigrid_adapter import make_xminigrid
+
+        return make_xminigrid(name.removeprefix("xminigrid:"), **kwargs)
+    raise ValueError(
+        f"unknown env {name!r}; known: {', '.join(ENV_NAMES)} "
+        "(any gymnax id works as 'gymnax:<id>', any xminigrid id as 'xminigrid:<id>')"
+    )
