@@ -12,10 +12,10 @@ stacked TrainState of the seeds (Trainer.init_seeds / run_seeds), so 3 seeds cos
 Each seed's iterations are the same function of its own state as in a single-seed run (tests/test_ppo.py checks
 Trainer.run_seeds against Trainer.run seed by seed).
 
-Per (task, variant, tag) it appends one row to results/suite/runs.csv: per-seed final training success (mean of
-the last 10 iterations), greedy success over `eval_episodes` fresh episodes, env steps until training success
-first reaches 0.9 (mean over a 5-iteration window), SPS (excluding compile) and the machine; and per-iteration
-training success per seed to results/suite/<task>/<variant>[.<tag>].csv.
+Per (task, variant, tag) it appends one row to results/suite/runs.csv: per-seed final training success and
+episode return (means of the last 10 iterations), greedy success over `eval_episodes` fresh episodes, env steps
+until training success first reaches 0.9 (mean over a 5-iteration window), SPS (excluding compile) and the
+machine; and per-iteration training success per seed to results/suite/<task>/<variant>[.<tag>].csv.
 """
 
 from __future__ import annotations
@@ -91,7 +91,13 @@ def horizon_sizes(variant: str, horizon: int) -> tuple[dict, int]:
     return dict(memory_len=horizon + 8, max_cache_size=4 * (horizon + 4)), bptt
 
 
+DEFAULT_RECIPE = HERE / "recipes" / "default.json"
+"""The recipe behind `make train`: task "default" of this script runs it as it is (its variant, 200 eval episodes)."""
+
+
 def recipe(task: str, variant: str) -> dict:
+    if task == "default":
+        return {**json.loads(DEFAULT_RECIPE.read_text()), "eval_episodes": 200}
     t = TASKS[task]
     policy_mem, bptt = horizon_sizes(variant, t["horizon"])
     rollout = max(64, bptt)
@@ -160,7 +166,7 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
     if params_hook is not None:
         state = state.replace(params=params_hook(state.params))
     calls = -(-tcfg.num_iterations // tcfg.iterations_per_call)
-    success, t_run, t0 = [], 0.0, time.perf_counter()
+    success, returns, t_run, t0 = [], [], 0.0, time.perf_counter()
     for call in range(calls):
         t = time.perf_counter()
         state, metrics = trainer.run_seeds(state)
@@ -168,6 +174,7 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
         if call > 0:
             t_run += time.perf_counter() - t
         success.append(succ)
+        returns.append(np.asarray(metrics["episode_return"]))
         if call % 20 == 0 or call == calls - 1:
             log(f"  call {call + 1}/{calls}: success {np.nanmean(succ, axis=1).round(3).tolist()}")
     steps_per_call = tcfg.iterations_per_call * tcfg.steps_per_iteration
@@ -175,6 +182,7 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
         "trainer": trainer,
         "state": state,
         "success": np.concatenate(success, axis=1),  # [S, iterations]
+        "episode_return": np.concatenate(returns, axis=1),  # [S, iterations]
         "sps": len(seeds) * steps_per_call * (calls - 1) / t_run if calls > 1 else float("nan"),
         "wall_s": time.perf_counter() - t0,
     }
@@ -223,12 +231,14 @@ def run_suite(
     import numpy as np
 
     rec = apply_overrides(recipe(task, variant), overrides)
+    variant = rec["variant"]
     rec["total_steps"] = int(rec["total_steps"] * budget)
     tcfg = train_config(rec)
     log(f"{task} {variant} {tag or ''} seeds {seeds}: {tcfg.num_iterations} iterations x {tcfg.steps_per_iteration}")
     out = train_seeds(tcfg, seeds, log, params_hook)
     spi = tcfg.steps_per_iteration
     final = [float(np.nanmean(s[-10:])) for s in out["success"]]
+    final_return = [float(np.nanmean(r[-10:])) for r in out["episode_return"]]
     greedy = greedy_success(out["trainer"], out["state"], seeds, tcfg.eval_episodes)
     to90 = [steps_to(s, 0.9, spi) for s in out["success"]]
     RESULTS.joinpath(task).mkdir(parents=True, exist_ok=True)
@@ -247,6 +257,7 @@ def run_suite(
         "env_steps": tcfg.num_iterations * spi,
         "final_success": " ".join(f"{x:.3f}" for x in final),
         "greedy_success": " ".join(f"{x:.3f}" for x in greedy),
+        "final_return": " ".join(f"{x:.3f}" for x in final_return),
         "steps_to_0.9": " ".join("-" if x is None else str(x) for x in to90),
         "sps": round(out["sps"]) if out["sps"] == out["sps"] else "",
         "wall_s": round(out["wall_s"], 1),
@@ -267,9 +278,10 @@ def append_row(row: dict) -> None:
         with open(path, newline="") as f:
             rows = [r for r in csv.DictReader(f) if (r["task"], r["variant"], r["tag"]) != key]
     rows.append({k: str(v) for k, v in row.items()})
+    fields = list(dict.fromkeys(k for r in [row, *rows] for k in r))  # new columns join older rows as blanks
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(row))
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
@@ -286,7 +298,7 @@ def write_recipes() -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--write-recipes", action="store_true", help="(re)write experiments/recipes/suite/*.json")
-    p.add_argument("--task", nargs="*", default=[], choices=sorted(TASKS))
+    p.add_argument("--task", nargs="*", default=[], choices=["default", *sorted(TASKS)])
     p.add_argument("--variant", nargs="*", default=list(VARIANT_POLICY), choices=list(VARIANT_POLICY))
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides (sweep points)")

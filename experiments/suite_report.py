@@ -122,12 +122,12 @@ def main() -> int:
         "Machines: " + " | ".join(machines),
         "",
     ]
-    for task in TASKS:
+    for task in ["default", *TASKS]:
         chosen = [r for r in rows if r["task"] == task and r["tag"] == ""]
         tagged = [r for r in rows if r["task"] == task and r["tag"] != ""]
         if not chosen and not tagged:
             continue
-        t = TASKS[task]
+        t = TASKS.get(task, {"env": "the `make train` recipe", "env_kwargs": "experiments/recipes/default.json"})
         lines += [f"## {task}", "", f"env `{t['env']}` {t['env_kwargs']}", ""]
         if chosen:
             png = plot_task(task, chosen)

@@ -51,6 +51,8 @@ STUDIES = {
         ("orthogonal", "repeat4", "agalite", {"policy.init": "orthogonal"}, None),
         ("lr3e-4", "repeat4", "agalite", {"ppo.learning_rate": 3e-4, "ppo.lr_final": 3e-5}, None),
         ("eta8", "repeat4", "agalite", {"policy.eta": 8}, None),
+        ("oscillators8", "repeat4", "agalite", {"policy.num_oscillators": 8}, None),
+        ("layers2", "repeat4", "agalite", {"policy.num_layers": 2}, None),
     ],
 }
 
