@@ -128,3 +128,13 @@ def test_lstm_weights_under_a_gru_config_name_the_shape_mismatch():
     state = torch_ref.make_policy(gru).state_dict()
     with pytest.raises(convert.ConversionError, match=r"look like GRU weights \(3W rows\): convert with variant 'gru'"):
         convert.torch_to_flax(state, lstm)
+
+
+def test_update_bias_field_survives_conversion_and_keeps_parity():
+    """gru_update_bias=2: the converted flax params carry torch's z block 2 (weights copied) and the twins
+    agree within FP32_TOL."""
+    cfg = CONFIGS["stacked"].replace(gru_update_bias=2.0)
+    _, _, params = h.build_pair(cfg)
+    for i in range(2):
+        np.testing.assert_array_equal(np.asarray(params["params"]["core"][f"layers_{i}"]["bias_ih_l0"])[12:24], 2.0)
+    h.check_forward_parity(cfg, h.FP32_TOL, chunks=2)

@@ -53,3 +53,13 @@ def test_init_forget_bias_one_in_both_twins():
         np.testing.assert_array_equal(np.asarray(params["core"][f"layers_{i}"]["bias_hh_l0"]), 0.0)
         np.testing.assert_array_equal(state[f"core.layers.{i}.bias_ih_l0"].numpy(), want)
         np.testing.assert_array_equal(state[f"core.layers.{i}.bias_hh_l0"].numpy(), 0.0)
+
+
+def test_forget_bias_field_survives_conversion_and_keeps_parity():
+    """lstm_forget_bias=3: the converted flax params carry torch's forget block 3 (weights copied) and the twins
+    agree within FP32_TOL."""
+    cfg = CONFIGS["stacked"].replace(lstm_forget_bias=3.0)
+    _, _, params = h.build_pair(cfg)
+    for i in range(2):
+        np.testing.assert_array_equal(np.asarray(params["params"]["core"][f"layers_{i}"]["bias_ih_l0"])[12:24], 3.0)
+    h.check_forward_parity(cfg, h.FP32_TOL, chunks=2)

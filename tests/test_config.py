@@ -60,6 +60,10 @@ def test_overrides_apply_after_preset():
         (dict(clamp_len=0), "clamp_len"),
         (dict(dropout=1.5), "dropout"),
         (dict(init="xavier"), "init"),
+        (dict(lstm_forget_bias=float("nan")), "lstm_forget_bias"),
+        (dict(gru_update_bias=float("inf")), "gru_update_bias"),
+        (dict(gru_update_bias=True), "gru_update_bias"),
+        (dict(lstm_forget_bias="3"), "lstm_forget_bias"),
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):
@@ -94,6 +98,18 @@ def test_init_option_round_trips_and_old_configs_load_as_default():
     assert config.INITS == ("default", "orthogonal")
     assert (config.orthogonal_gain("actor_out"), config.orthogonal_gain("critic_out")) == (0.01, 1.0)
     assert config.orthogonal_gain("proj") == config.orthogonal_gain("w_r") == pytest.approx(2**0.5, abs=1e-15)
+
+
+def test_gate_bias_fields_round_trip_and_old_configs_load_the_defaults():
+    cfg = preset("lstm", obs_dim=4, num_actions=2, lstm_forget_bias=3.0, gru_update_bias=-0.5)
+    again = PolicyConfig.from_json(cfg.to_json())
+    assert again == cfg and (again.lstm_forget_bias, again.gru_update_bias) == (3.0, -0.5)
+    two = preset("gru", obs_dim=4, num_actions=2, gru_update_bias=2).gru_update_bias  # a JSON int
+    assert type(two) is float and two == 2.0
+    old = preset("lstm", obs_dim=4, num_actions=2).to_dict()
+    del old["lstm_forget_bias"], old["gru_update_bias"]  # a config saved before the fields existed
+    loaded = PolicyConfig.from_dict(old)
+    assert (loaded.lstm_forget_bias, loaded.gru_update_bias) == (1.0, 0.0)
 
 
 @pytest.mark.parametrize(

@@ -143,3 +143,39 @@ def test_orthogonal_init_changes_default_kernels_and_keeps_the_tree():
     torch.manual_seed(0)
     tmodel = torch_ref.make_policy(CONFIGS["gtrxl"].replace(init="orthogonal"))
     assert set(tmodel.state_dict()) == set(torch_params(CONFIGS["gtrxl"]))
+
+
+GRU_CFG = preset("gru", obs_dim=6, num_actions=3, d_model=16, num_layers=2, lstm_hidden=12)
+GATE_CASES = {  # config, field, gates per bias (the field's block is gate 1), LSTM / GRU layers in the model
+    "lstm": (CONFIGS["lstm"], "lstm_forget_bias", 4, 1),
+    "agalite_hybrid": (CONFIGS["agalite_hybrid"], "lstm_forget_bias", 4, 1),
+    "slot": (CONFIGS["slot"], "lstm_forget_bias", 4, 1),
+    "gru": (GRU_CFG, "gru_update_bias", 3, 2),
+}
+
+
+@pytest.mark.parametrize("init", ["default", "orthogonal"])
+@pytest.mark.parametrize("name", sorted(GATE_CASES))
+def test_gate_bias_field_sets_only_its_block_in_both_twins(name, init):
+    """field=3.0: gate block 1 (LSTM f, GRU z) of every layer's bias_ih_l0 is 3.0; every other parameter
+    (the other blocks, bias_hh_l0, all weights) equals the init with the field's default, in both twins."""
+    base, field, gates, layers = GATE_CASES[name]
+    base = base.replace(init=init)
+    cfg = base.replace(**{field: 3.0})
+    default = 1.0 if field == "lstm_forget_bias" else 0.0
+    assert getattr(base, field) == default
+    for params in (flax_params, torch_params):
+        before, after = params(base), params(cfg)
+        assert before.keys() == after.keys()
+        biases = [k for k in after if "bias_ih_l0" in str(k)]
+        assert len(biases) == layers, biases
+        for k in after:
+            if k not in biases:
+                np.testing.assert_array_equal(after[k], before[k], err_msg=str(k))
+                continue
+            h = after[k].shape[0] // gates
+            block = np.zeros(after[k].shape, bool)
+            block[h : 2 * h] = True
+            assert np.all(after[k][block] == 3.0) and np.all(before[k][block] == default), k
+            np.testing.assert_array_equal(after[k][~block], before[k][~block], err_msg=str(k))
+            assert not before[k][~block].any(), k

@@ -129,3 +129,19 @@ def test_init_is_a_flag_and_a_recipe_policy_field(tmp_path, capsys):
     assert config_from_args(build_parser().parse_args(flags)).policy.init == "default"
     assert cli_main(["train", *TINY_FLAGS, "--log-dir", str(tmp_path / "x"), "--init", "xavier"]) == 2
     assert "config field init='xavier'" in capsys.readouterr().err
+
+
+def test_gate_bias_fields_are_flags_and_recipe_policy_fields(tmp_path, capsys):
+    """--lstm-forget-bias 3 and a recipe's "policy": {"gru_update_bias": 2} reach PolicyConfig (as floats)."""
+    from jax_tx.cli.train import build_parser, config_from_args
+
+    flags = [*TINY_FLAGS, "--variant", "lstm", "--lstm-forget-bias", "3"]
+    policy = config_from_args(build_parser().parse_args(flags)).policy
+    assert (policy.lstm_forget_bias, policy.gru_update_bias) == (3.0, 0.0)
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"variant": "gru", "policy": {"gru_update_bias": 2, "lstm_forget_bias": 0.5}}))
+    policy = config_from_args(build_parser().parse_args(["--recipe", str(recipe)])).policy
+    assert (policy.gru_update_bias, policy.lstm_forget_bias) == (2.0, 0.5)
+    assert isinstance(policy.gru_update_bias, float)
+    assert cli_main(["train", *TINY_FLAGS, "--log-dir", str(tmp_path / "x"), "--gru-update-bias", "nan"]) == 2
+    assert "config field gru_update_bias=nan" in capsys.readouterr().err

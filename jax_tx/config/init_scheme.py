@@ -26,7 +26,8 @@ projection gain 1 (metta_torch_stack.md: the main-branch layer's "W_o orthogonal
 this scheme follows. The official PureJaxRL heads' hidden Dense layers use
 orthogonal(2); here they get sqrt(2), as the issue states.
 Not touched by either scheme: LayerNorm scale/bias, the gate bias b_g (`gate_bias`), embeddings, learned
-tokens and latents, r_w_bias / r_r_bias, and the LSTM cell weights (those are not Dense layers).
+tokens and latents, r_w_bias / r_r_bias, and the LSTM / GRU cell weights and biases (those are not Dense
+layers), so `lstm_forget_bias` and `gru_update_bias` set their gate biases under either scheme.
 """
 
 from __future__ import annotations

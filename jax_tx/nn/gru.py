@@ -7,7 +7,8 @@
     h_t = (1 - z) * n + z * h_{t-1}
 h is zeroed before step t where reset[b, t]. Parameters keep torch's names and [3H, in] layout
 (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) so conversion copies them as they are;
-weights start uniform in +-1/sqrt(H) (torch's nn.GRU init), biases at 0.
+weights start uniform in +-1/sqrt(H) (torch's nn.GRU init); the z block of b_ih starts at
+cfg.gru_update_bias (default 0), the rest of b_ih and b_hh at 0.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import jax.numpy as jnp
 
 from jax_tx.config import PolicyConfig
 from jax_tx.nn.common import param_dtype, state_dtype
-from jax_tx.nn.lstm import _uniform
+from jax_tx.nn.lstm import _uniform, gate_bias_init
 
 
 def gru_cell(x_proj: jnp.ndarray, h: jnp.ndarray, w_hh: jnp.ndarray, b_hh: jnp.ndarray) -> jnp.ndarray:
@@ -46,7 +47,7 @@ class GRU(nn.Module):
         bound = hdim**-0.5
         w_ih = self.param("weight_ih_l0", _uniform(bound), (3 * hdim, x.shape[-1]), pdt)
         w_hh = self.param("weight_hh_l0", _uniform(bound), (3 * hdim, hdim), pdt)
-        b_ih = self.param("bias_ih_l0", nn.initializers.zeros, (3 * hdim,), pdt)
+        b_ih = self.param("bias_ih_l0", gate_bias_init(1, 3, self.cfg.gru_update_bias), (3 * hdim,), pdt)
         b_hh = self.param("bias_hh_l0", nn.initializers.zeros, (3 * hdim,), pdt)
         x_proj = jnp.einsum("bti,gi->btg", x, w_ih.astype(x.dtype)) + b_ih.astype(x.dtype)  # [B, T, 3H], all T at once
 

@@ -5,7 +5,8 @@
     h_t = sigmoid(o) * tanh(c_t)
 (h, c) are zeroed before step t where reset[b, t]. Parameters keep torch's names and
 [4H, in] layout (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0) so conversion
-copies them as they are; the forget-gate bias starts at 1.
+copies them as they are; the forget block of b_ih starts at cfg.lstm_forget_bias (default 1), the rest of
+b_ih and b_hh at 0.
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ def _uniform(bound: float):
     return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-def _forget_one(key, shape, dtype):
-    hidden = shape[0] // 4
-    return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(1.0)
+def gate_bias_init(block: int, blocks: int, value: float):
+    """Initialiser of a gate bias b [blocks * H]: b[block * H : (block + 1) * H] = value, every other entry 0
+    (block 1 of 4 = the LSTM forget gate f, block 1 of 3 = the GRU update gate z)."""
+
+    def init(key, shape, dtype):
+        hidden = shape[0] // blocks
+        return jnp.zeros(shape, dtype).at[block * hidden : (block + 1) * hidden].set(value)
+
+    return init
 
 
 class LSTM(nn.Module):
@@ -38,7 +45,7 @@ class LSTM(nn.Module):
         bound = hdim**-0.5
         w_ih = self.param("weight_ih_l0", _uniform(bound), (4 * hdim, x.shape[-1]), pdt)
         w_hh = self.param("weight_hh_l0", _uniform(bound), (4 * hdim, hdim), pdt)
-        b_ih = self.param("bias_ih_l0", _forget_one, (4 * hdim,), pdt)
+        b_ih = self.param("bias_ih_l0", gate_bias_init(1, 4, self.cfg.lstm_forget_bias), (4 * hdim,), pdt)
         b_hh = self.param("bias_hh_l0", nn.initializers.zeros, (4 * hdim,), pdt)
         x_proj = jnp.einsum("bti,gi->btg", x, w_ih.astype(x.dtype)) + b_ih.astype(x.dtype)  # [B, T, 4H]
 

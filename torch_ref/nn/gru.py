@@ -1,7 +1,8 @@
 """Single-layer nn.GRU stepped over time with resets (twin of jax_tx/nn/gru.py).
 
 Gate order r, z, n: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h' = (1 - z) n + z h.
-h is zeroed before step t where reset[b, t]; weights keep nn.GRU's init, biases start at 0.
+h is zeroed before step t where reset[b, t]; weights keep nn.GRU's init; the z block of b_ih starts at
+cfg.gru_update_bias (default 0), the rest of b_ih and b_hh at 0.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class GRU(nn.GRU):
         with torch.no_grad():
             self.bias_ih_l0.zero_()
             self.bias_hh_l0.zero_()
+            self.bias_ih_l0[features : 2 * features] = cfg.gru_update_bias
 
     def forward(self, x, reset, state):
         """x [B, T, I], reset [B, T], state {"h": [B, H]} -> (y [B, T, H], state)."""

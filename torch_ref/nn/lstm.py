@@ -1,6 +1,7 @@
 """Single-layer nn.LSTM stepped over time with resets (twin of jax_tx/nn/lstm.py).
 
-(h, c) are zeroed before step t where reset[b, t]; forget-gate bias starts at 1.
+(h, c) are zeroed before step t where reset[b, t]; the forget block of b_ih starts at cfg.lstm_forget_bias
+(default 1), the rest of b_ih and b_hh at 0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ class LSTM(nn.LSTM):
         with torch.no_grad():
             self.bias_ih_l0.zero_()
             self.bias_hh_l0.zero_()
-            self.bias_ih_l0[features : 2 * features] = 1.0
+            self.bias_ih_l0[features : 2 * features] = cfg.lstm_forget_bias
 
     def forward(self, x, reset, state):
         """x [B, T, I], reset [B, T], state {"h", "c": [B, H]} -> (y [B, T, H], state)."""
