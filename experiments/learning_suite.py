@@ -41,7 +41,8 @@ VARIANT_POLICY = {
     "agalite": dict(d_head=16, eta=4, num_oscillators=4),
     "agalite_fast": dict(d_head=16, eta=2, num_oscillators=4),
     "sliding": dict(d_model=16, num_heads=1, num_layers=2),
-    "lstm": dict(lstm_hidden=32),
+    # forget-gate bias 3 (retention sigmoid(3) = 0.95 per step at init): experiments/SUITE.md, study lstm_tmaze
+    "lstm": dict(lstm_hidden=32, lstm_forget_bias=3.0),
     "gru": dict(lstm_hidden=32),
     "mlp": {},
 }

@@ -36,15 +36,23 @@ def forget_bias(value: float):
     return hook
 
 
+FORGET1 = {"policy.lstm_forget_bias": 1.0}
+"""The forget-gate bias the lstm recipes had before this study (the suite's lstm recipe now sets 3.0)."""
+
 STUDIES = {
     # hypothesis -> (task, variant, overrides, params hook)
     "lstm_tmaze": [
-        ("bptt16", "tmaze10", "lstm", {"ppo.bptt_horizon": 16, "rollout_steps": 32}, None),
-        ("bptt32", "tmaze10", "lstm", {"ppo.bptt_horizon": 32, "rollout_steps": 64}, None),
-        ("bptt64", "tmaze10", "lstm", {"ppo.bptt_horizon": 64, "rollout_steps": 64}, None),
-        ("forget3", "tmaze10", "lstm", {}, forget_bias(3.0)),
-        ("stepcost", "tmaze10", "lstm", {"env_kwargs.step_reward": -0.01}, None),
-        ("stepcost_forget3", "tmaze10", "lstm", {"env_kwargs.step_reward": -0.01}, forget_bias(3.0)),
+        ("bptt16", "tmaze10", "lstm", {**FORGET1, "ppo.bptt_horizon": 16, "rollout_steps": 32}, None),
+        ("bptt32", "tmaze10", "lstm", {**FORGET1, "ppo.bptt_horizon": 32, "rollout_steps": 64}, None),
+        ("bptt64", "tmaze10", "lstm", {**FORGET1, "ppo.bptt_horizon": 64, "rollout_steps": 64}, None),
+        ("forget3", "tmaze10", "lstm", FORGET1, forget_bias(3.0)),
+        ("stepcost", "tmaze10", "lstm", {**FORGET1, "env_kwargs.step_reward": -0.01}, None),
+        ("stepcost_forget3", "tmaze10", "lstm", {**FORGET1, "env_kwargs.step_reward": -0.01}, forget_bias(3.0)),
+        ("field_forget3", "tmaze10", "lstm", {"policy.lstm_forget_bias": 3.0}, None),
+    ],
+    "gru_tmaze": [
+        ("update0", "tmaze10", "gru", {"policy.gru_update_bias": 0.0}, None),
+        ("update3", "tmaze10", "gru", {"policy.gru_update_bias": 3.0}, None),
     ],
     "agalite_repeat": [
         ("base", "repeat4", "agalite", {}, None),
