@@ -73,6 +73,8 @@ TASKS = {
         env="repeat_previous", env_kwargs={"k": 16, "num_symbols": 4, "episode_length": 48}, horizon=17, steps=800_000
     ),
     "count_recall": dict(env="count_recall", env_kwargs={}, horizon=16, steps=800_000),
+    # xminigrid 0.9.3: see the object, walk the corridor, pick its match (a memoryless policy: 0.5 of the finished)
+    "minigrid_memory16": dict(env="xminigrid:MiniGrid-MemoryS16", env_kwargs={}, horizon=32, steps=1_000_000),
 }
 CHOICES = RECIPES / "choices.json"
 """{"task__variant": {"from": sweep tag, "overrides": {...}}}: written by suite_sweep.py --choose (or by hand, with

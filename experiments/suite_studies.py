@@ -40,7 +40,7 @@ FORGET1 = {"policy.lstm_forget_bias": 1.0}
 """The forget-gate bias the lstm recipes had before this study (the suite's lstm recipe now sets 3.0)."""
 
 STUDIES = {
-    # hypothesis -> (task, variant, overrides, params hook)
+    # study -> points (name, task, variant, recipe overrides, params hook[, budget fraction])
     "lstm_tmaze": [
         ("bptt16", "tmaze10", "lstm", {**FORGET1, "ppo.bptt_horizon": 16, "rollout_steps": 32}, None),
         ("bptt32", "tmaze10", "lstm", {**FORGET1, "ppo.bptt_horizon": 32, "rollout_steps": 64}, None),
@@ -61,6 +61,8 @@ STUDIES = {
         ("eta8", "repeat4", "agalite", {"policy.eta": 8}, None),
         ("oscillators8", "repeat4", "agalite", {"policy.num_oscillators": 8}, None),
         ("layers2", "repeat4", "agalite", {"policy.num_layers": 2}, None),
+        ("k1", "repeat4", "agalite", {"env_kwargs.k": 1}, None, 0.5),
+        ("k2", "repeat4", "agalite", {"env_kwargs.k": 2}, None, 0.5),
     ],
 }
 
@@ -70,9 +72,10 @@ def main(argv=None) -> int:
     names = argv[0].split(",") if argv else list(STUDIES)
     points = argv[1].split(",") if len(argv) > 1 else None
     for name in names:
-        for point, task, variant, over, hook in STUDIES[name]:
+        for point, task, variant, over, hook, *budget in STUDIES[name]:
             if points is None or point in points:
-                suite.run_suite(task, variant, SEEDS, over, f"study:{name}:{point}", 1.0, params_hook=hook)
+                tag, frac = f"study:{name}:{point}", budget[0] if budget else 1.0
+                suite.run_suite(task, variant, SEEDS, over, tag, frac, params_hook=hook)
     return 0
 
 
