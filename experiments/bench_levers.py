@@ -1,7 +1,8 @@
 """The CPU speed levers of issue 17, each measured on / off in one process (interleaved), on the JAX train step.
 
-Train step: forward over B segments x T steps + the loss of bench_train_step.py + backward + Adam, jitted
-(params and optimizer state donated). Levers (all on is the default code):
+Train step: forward over B segments x T steps + the loss of jax-tx bench (jax_tx/cli/bench_cases.py segment_loss,
+on its random minibatch) + backward + Adam, jitted, timed with jax-tx bench's helpers (calls_per_measurement,
+interleaved_rounds: all runs in one list, reversed every other round). Levers (all on is the default code):
   vjp      nn/common.py `matmul`: the dense layers' custom VJP (weight gradient = materialised x^T times g)
   gate     nn/gating.py GRUGate: six matrices as two fused matmuls (+ U_g)       (gtrxl, agalite)
   qrows    nn/relative.py: the query projection only for the T query rows        (trxl, gtrxl)
@@ -23,8 +24,8 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,7 +41,8 @@ import jax_tx.models.trxl as trxl  # noqa: E402
 import jax_tx.nn.common as common  # noqa: E402
 import jax_tx.nn.gating as gating  # noqa: E402
 import jax_tx.nn.relative as relative  # noqa: E402
-from jax_tx.cli.bench import policy_config  # noqa: E402
+from jax_tx.cli.bench import add_size_args, calls_per_measurement, interleaved_rounds, policy_config  # noqa: E402
+from jax_tx.cli.bench_cases import minibatches, segment_loss, timed  # noqa: E402
 from jax_tx.config import preset  # noqa: E402
 from jax_tx.models.policy import initial_memory, make_policy  # noqa: E402
 from jax_tx.nn.attention import masked_softmax  # noqa: E402
@@ -122,22 +124,11 @@ def make_config(variant: str, args):
 
 
 def build_step(cfg, args, seed: int = 0):
-    """A compiled train step and its state; returns fn(iters) -> seconds per call."""
+    """A compiled train step (jax-tx bench's loss and data) and its grads; returns (fn(iters) -> s per call, grads)."""
     model, tx = make_policy(cfg), optax.adam(3e-4)
-    rng = np.random.default_rng(seed)
-    b, t = args.batch, args.steps
-    reset = rng.random((b, t)) < 0.05
-    reset[:, 0] = True
-    obs = rng.normal(size=(b, t, 16)).astype(np.float32)
-    actions = rng.integers(0, 4, (b, t)).astype(np.int32)
-    batch = jax.device_put(
-        (obs, reset, initial_memory(cfg, b), actions, *rng.normal(size=(2, b, t)).astype(np.float32))
-    )
-
-    def loss_fn(params, obs, reset, mem, actions, adv, ret):
-        out, _ = model.apply(params, obs, reset, mem)
-        logp = jnp.take_along_axis(jax.nn.log_softmax(out.logits, -1), actions[..., None], -1)[..., 0]
-        return -jnp.mean(logp * adv) + 0.5 * jnp.mean((out.value - ret) ** 2)
+    obs, reset, actions, adv, ret = (x[0] for x in minibatches(cfg, 1, args.batch, args.steps, 0.05, seed))
+    batch = jax.device_put((obs, reset, initial_memory(cfg, args.batch), actions, adv, ret))
+    loss_fn = segment_loss(model)
 
     def step(params, opt_state, batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
@@ -148,15 +139,7 @@ def build_step(cfg, args, seed: int = 0):
     state = [params, tx.init(params)]
     compiled = jax.jit(step).lower(*state, batch).compile()
     grads = compiled(*state, batch)[3]
-
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            out = compiled(*state, batch)
-        jax.block_until_ready(out)
-        return (time.perf_counter() - start) / n
-
-    return run, grads
+    return timed(lambda: compiled(*state, batch), finish=jax.block_until_ready), grads
 
 
 def max_grad_diff(a, b) -> float:
@@ -174,13 +157,13 @@ def levers_main(args) -> dict:
             runs[v, name], grads[v, name] = build_step(make_config(v, args), args)
             print(f"built {v} {name}", flush=True)
     set_levers(set())
-    iters = {k: max(1, min(10, round(args.target_s / fn(1)))) for k, fn in runs.items()}
-    times = {k: [] for k in runs}
-    for r in range(args.rounds):
-        keys = list(runs) if r % 2 == 0 else list(runs)[::-1]
-        for k in keys:
-            times[k].append(runs[k](iters[k]))
+    case = SimpleNamespace(timers=runs)  # one case: the whole list reversed every other round
+    iters = calls_per_measurement({"levers": case}, args.target_s, 10)
+
+    def report(r: int) -> None:
         print(f"round {r + 1}/{args.rounds} load {os.getloadavg()[0]:.1f}", flush=True)
+
+    times = interleaved_rounds({"levers": case}, iters, args.rounds, report)["levers"]
     out = {}
     for v in args.variants:
         on = statistics.median(times[v, "all_on"])
@@ -221,15 +204,7 @@ def crossover_main(args) -> dict:
 
             f = jax.jit(jax.grad(loss, argnums=(0, 1)))
             jax.block_until_ready(f(kqvbg, p))
-
-            def run(n, f=f, kqvbg=kqvbg, p=p):
-                start = time.perf_counter()
-                for _ in range(n):
-                    out = f(kqvbg, p)
-                jax.block_until_ready(out)
-                return (time.perf_counter() - start) / n
-
-            runs[t, method] = run
+            runs[t, method] = timed(lambda f=f, kqvbg=kqvbg, p=p: f(kqvbg, p), finish=jax.block_until_ready)
     agalite.SEQUENTIAL_MAX_STEPS = ORIGINAL["seq_max"]
     times = {k: [] for k in runs}
     for r in range(args.rounds):
@@ -249,13 +224,7 @@ def main() -> int:
     ap.add_argument("--variants", nargs="+", default=["gtrxl", "trxl", "agalite", "sliding"], choices=list(LEVERS))
     ap.add_argument("--crossover", action="store_true", help="time AGaLiTe's scan vs associative over --lengths")
     ap.add_argument("--lengths", nargs="+", type=int, default=[16, 32, 64, 128, 256])
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=16)
-    ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--d-ff", type=int, default=128)
-    ap.add_argument("--memory-len", type=int, default=16)
+    add_size_args(ap)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--target-s", type=float, default=0.25)
     ap.add_argument("--configs", nargs="+", default=None, help="only these of all_on, all_off, no_<lever>")

@@ -23,6 +23,9 @@ twins. Each measurement is the mean of k calls, k from the warm-up (about --targ
 Reported: the median over rounds, and speedup = torch ms / JAX ms (> 1: JAX faster).
 Before timing, the loss of the first step is computed in both twins from the same weights and inputs (a check that
 the two sides compute the same thing; recorded as loss0_abs_diff).
+The cases and the timing loop are jax-tx bench's (jax_tx/cli/bench_cases.py TrainCase with one step per call,
+RolloutCase; jax_tx/cli/bench.py calls_per_measurement, interleaved_rounds); this script adds its own table and
+JSON (params, memory bytes per env, subnormal fraction of torch's rollout memory).
 
     python experiments/bench_train_step.py [--batch 64] [--steps 16] [--infer-batch 1024] [--rounds 7]
         [--d-model 64] [--layers 2] [--heads 4] [--d-ff 128] [--memory-len 16] [--variants gtrxl lstm ...]
@@ -31,7 +34,6 @@ the two sides compute the same thing; recorded as loss0_abs_diff).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -42,20 +44,31 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 import torch  # noqa: E402
 
 import jax_tx  # noqa: E402
-import torch_ref  # noqa: E402
-from jax_tx.cli.bench import policy_config  # noqa: E402
+from jax_tx.cli.bench import (  # noqa: E402
+    add_size_args,
+    calls_per_measurement,
+    cpu_model,
+    interleaved_rounds,
+    policy_config,
+    write_json,
+)
+from jax_tx.cli.bench_cases import RolloutCase, TrainCase  # noqa: E402
 from jax_tx.config import VARIANTS, PolicyConfig  # noqa: E402
-from jax_tx.io import convert  # noqa: E402
 from torch_ref.models.policy import tree_leaves  # noqa: E402
 
 DEFAULT_VARIANTS = tuple(v for v in VARIANTS if v != "slot")
 MACHINE = "2-core x86_64 CPU, shared"
+TIMERS = {  # this script's names of the cases' timers
+    "jax_train": ("train", "jax"),
+    "torch_train": ("train", "torch_eager"),
+    "jax_infer": ("rollout", "jax"),
+    "torch_infer": ("rollout", "torch_eager"),
+}
 
 
 def make_config(variant: str, args):
@@ -63,136 +76,23 @@ def make_config(variant: str, args):
     return policy_config(variant, args, args.obs_dim, args.num_actions)
 
 
-def random_resets(rng: np.random.Generator, batch: int, steps: int, p: float, first: bool) -> np.ndarray:
-    reset = rng.random((batch, steps)) < p
-    if first:
-        reset[:, 0] = True
-    return reset
-
-
 def tree_bytes(tree) -> int:
     return sum(int(np.prod(x.shape)) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
 
 
 class Bench:
-    """One variant in both twins: a train step on [B, T] segments and a rollout step on [N, 1]."""
+    """One variant in both twins: the CLI's train case (one step per call, jax_tx.cli.bench_cases.TrainCase) and
+    rollout case (RolloutCase), on the CPU, without torch.compile."""
 
     def __init__(self, cfg: PolicyConfig, args, seed: int = 0):
         self.cfg = cfg
-        torch.manual_seed(seed)
-        self.tmodel = torch_ref.make_policy(cfg)
-        self.tmodel.train(False)
-        variables = convert.torch_to_flax(self.tmodel.state_dict(), cfg)
-        self.num_params = sum(p.numel() for p in self.tmodel.parameters())
-        model = jax_tx.make_policy(cfg)
-        rng = np.random.default_rng(seed)
-        B, T, N = args.batch, args.steps, args.infer_batch
-        obs = rng.normal(size=(B, T, cfg.obs_dim)).astype(np.float32)
-        reset = random_resets(rng, B, T, args.p_reset, first=True)
-        actions = rng.integers(0, cfg.num_actions, size=(B, T)).astype(np.int32)
-        adv = rng.normal(size=(B, T)).astype(np.float32)
-        ret = rng.normal(size=(B, T)).astype(np.float32)
-
-        # ---- JAX train step
-        tx = optax.adam(args.lr)
-
-        def loss_fn(params, obs, reset, mem, actions, adv, ret):
-            out, _ = model.apply(params, obs, reset, mem)
-            logp = jax.nn.log_softmax(out.logits, axis=-1)
-            logp_a = jnp.take_along_axis(logp, actions[..., None], axis=-1)[..., 0]
-            return -jnp.mean(logp_a * adv) + 0.5 * jnp.mean((out.value - ret) ** 2)
-
-        def train_step(params, opt_state, batch):
-            loss, grads = jax.value_and_grad(loss_fn)(params, *batch)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, loss
-
-        self.params = jax.device_put(jax.tree_util.tree_map(jnp.asarray, variables))
-        self.opt_state = tx.init(self.params)
-        self.batch = jax.device_put(
-            (obs, reset, jax_tx.initial_memory(cfg, B), actions, adv, ret),
-        )
-        start = time.perf_counter()
-        self.jax_train = (
-            jax.jit(train_step, donate_argnums=(0, 1)).lower(self.params, self.opt_state, self.batch).compile()
-        )
-        self.train_compile_s = time.perf_counter() - start
-        self.jax_loss0 = float(jax.jit(loss_fn)(self.params, *self.batch))
-
-        # ---- torch train step
-        self.t_batch = (
-            torch.as_tensor(obs),
-            torch.as_tensor(reset),
-            torch_ref.initial_memory(cfg, B),
-            torch.as_tensor(actions, dtype=torch.int64),
-            torch.as_tensor(adv),
-            torch.as_tensor(ret),
-        )
-        self.opt = torch.optim.Adam(self.tmodel.parameters(), lr=args.lr)
-        with torch.no_grad():
-            self.torch_loss0 = float(self._torch_loss(*self.t_batch))
-
-        # ---- inference (T = 1, N envs, memory carried)
-        i_obs = rng.normal(size=(N, 1, cfg.obs_dim)).astype(np.float32)
-        i_reset = random_resets(rng, N, 1, args.p_reset, first=False)
-        self.i_obs, self.i_reset = jax.device_put((i_obs, i_reset))
-        self.i_mem = jax_tx.initial_memory(cfg, N)
+        self.train = TrainCase(cfg, args.batch, args.steps, args.p_reset, args.lr, "cpu", None, seed)
+        self.rollout = RolloutCase(cfg, args.infer_batch, args.p_reset, "cpu", seed)
+        self.num_params = self.train.num_params
         self.memory_bytes_per_env = tree_bytes(jax_tx.initial_memory(cfg, 1))
-        start = time.perf_counter()
-        self.jax_infer = (
-            jax.jit(lambda p, o, r, m: model.apply(p, o, r, m)).lower(self.params, self.i_obs, self.i_reset, self.i_mem)
-        ).compile()
-        self.infer_compile_s = time.perf_counter() - start
-        self.ti_obs, self.ti_reset = torch.as_tensor(i_obs), torch.as_tensor(i_reset)
-        self.ti_mem = torch_ref.initial_memory(cfg, N)
-
-        # warm up every path (allocators, torch's first-call overheads), then pick calls per measurement:
-        # enough for about target_s of work, between 1 and max_iters
-        self.iters: dict[str, int] = {}
-        for key in ("jax_train", "torch_train", "jax_infer", "torch_infer"):
-            fn = getattr(self, f"time_{key}")
-            fn(1)
-            self.iters[key] = int(min(args.max_iters, max(1, round(args.target_s / fn(1)))))
-
-    def _torch_loss(self, obs, reset, mem, actions, adv, ret):
-        out, _ = self.tmodel(obs, reset, mem)
-        logp = torch.log_softmax(out.logits, dim=-1)
-        logp_a = logp.gather(-1, actions[..., None])[..., 0]
-        return -(logp_a * adv).mean() + 0.5 * ((out.value - ret) ** 2).mean()
-
-    def time_jax_train(self, iters: int | None = None) -> float:
-        n = iters or self.iters["jax_train"]
-        start = time.perf_counter()
-        for _ in range(n):
-            self.params, self.opt_state, loss = self.jax_train(self.params, self.opt_state, self.batch)
-        jax.block_until_ready((self.params, loss))
-        return (time.perf_counter() - start) / n
-
-    def time_torch_train(self, iters: int | None = None) -> float:
-        n = iters or self.iters["torch_train"]
-        start = time.perf_counter()
-        for _ in range(n):
-            self.opt.zero_grad(set_to_none=True)
-            loss = self._torch_loss(*self.t_batch)
-            loss.backward()
-            self.opt.step()
-        return (time.perf_counter() - start) / n
-
-    def time_jax_infer(self, iters: int | None = None) -> float:
-        n = iters or self.iters["jax_infer"]
-        start = time.perf_counter()
-        for _ in range(n):
-            out, self.i_mem = self.jax_infer(self.params, self.i_obs, self.i_reset, self.i_mem)
-        jax.block_until_ready((out, self.i_mem))
-        return (time.perf_counter() - start) / n
-
-    def time_torch_infer(self, iters: int | None = None) -> float:
-        n = iters or self.iters["torch_infer"]
-        start = time.perf_counter()
-        with torch.no_grad():
-            for _ in range(n):
-                _, self.ti_mem = self.tmodel(self.ti_obs, self.ti_reset, self.ti_mem)
-        return (time.perf_counter() - start) / n
+        self.train_compile_s = self.train.compile_s["jax"]
+        self.infer_compile_s = self.rollout.compile_s["jax"]
+        self.jax_loss0, self.torch_loss0 = self.train.loss0["jax"], self.train.loss0["torch"]
 
 
 def subnormal_fraction(tree) -> float | None:
@@ -205,28 +105,12 @@ def subnormal_fraction(tree) -> float | None:
     return float(np.mean((x > 0) & (x < tiny)))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), choices=DEFAULT_VARIANTS)
-    ap.add_argument("--batch", type=int, default=64, help="B: segments per train step")
-    ap.add_argument("--steps", type=int, default=16, help="T: steps per segment (BPTT horizon)")
+    add_size_args(ap)
     ap.add_argument("--infer-batch", type=int, default=1024, help="N: envs per rollout step (T = 1)")
     ap.add_argument("--p-reset", type=float, default=0.05, help="reset probability per step (plus t = 0 in training)")
-    ap.add_argument("--d-model", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--d-ff", type=int, default=128)
-    ap.add_argument("--memory-len", type=int, default=16)
     ap.add_argument("--obs-dim", type=int, default=16)
     ap.add_argument("--num-actions", type=int, default=4)
     ap.add_argument("--lr", type=float, default=3e-4)
@@ -252,20 +136,19 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     keys = ("jax_train", "torch_train", "jax_infer", "torch_infer")
-    times: dict[str, dict[str, list[float]]] = {n: {k: [] for k in keys} for n in benches}
+    cases = {(name, case): getattr(b, case) for name, b in benches.items() for case in ("train", "rollout")}
+    iters = calls_per_measurement(cases, args.target_s, args.max_iters)
     loads = []
-    for r in range(args.rounds):
-        for name, b in benches.items():
-            train = [("jax_train", b.time_jax_train), ("torch_train", b.time_torch_train)]
-            infer = [("jax_infer", b.time_jax_infer), ("torch_infer", b.time_torch_infer)]
-            if r % 2:
-                train, infer = train[::-1], infer[::-1]
-            for key, fn in train + infer:
-                times[name][key].append(fn())
+
+    def report(r: int) -> None:
         loads.append(os.getloadavg()[0])
         print(
             f"round {r + 1}/{args.rounds} done, load {loads[-1]:.1f} ({time.perf_counter() - t_start:.0f}s)", flush=True
         )
+
+    measured = interleaved_rounds(cases, iters, args.rounds, report)
+    times = {n: {key: measured[n, case][backend] for key, (case, backend) in TIMERS.items()} for n in benches}
+    calls = {n: {key: iters[(n, case), backend] for key, (case, backend) in TIMERS.items()} for n in benches}
 
     rows = {}
     for name, b in benches.items():
@@ -283,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
             **{f"{k}_ms": v for k, v in med.items()},
             "train_speedup_torch_over_jax": med["torch_train"] / med["jax_train"],
             "infer_speedup_torch_over_jax": med["torch_infer"] / med["jax_infer"],
-            "calls_per_measurement": b.iters,
-            "torch_infer_memory_subnormal_fraction": subnormal_fraction(b.ti_mem),
+            "calls_per_measurement": calls[name],
+            "torch_infer_memory_subnormal_fraction": subnormal_fraction(b.rollout.mem["torch"]),
             "all_rounds_ms": {k: [1e3 * t for t in times[name][k]] for k in keys},
         }
 
@@ -334,10 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    write_json(out, result)
     print(f"saved {out}")
     return 0
 

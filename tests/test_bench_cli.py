@@ -27,7 +27,10 @@ def test_bench_quick_writes_the_contract_json(tmp_path):
     proc = subprocess.run(cmd + ["--torch-threads", "1", "--json", str(out)], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads(out.read_text())
-    assert set(data) == {"machine", "results"}
+    assert set(data) == {"machine", "config", "results"}
+    config = data["config"]  # --quick keeps the default steps / iterations per call
+    assert (config["size"], config["train_steps_per_call"], config["e2e_iterations_per_call"]) == ("default", 4, 5)
+    assert (config["batch"], config["d_model"], config["quick"]) == (4, 16, True)
     assert set(data["results"]) == {"trxl"}
     for row in data["results"].values():
         assert set(row) == KEYS
@@ -37,7 +40,56 @@ def test_bench_quick_writes_the_contract_json(tmp_path):
     assert machine["xla_flags"] == " ".join(f for f in CPU_XLA_FLAGS if jaxlib_knows_flag(f))
     details = json.loads(out.with_suffix(".details.json").read_text())["details"]
     assert abs(details["trxl"]["loss0"]["jax"] - details["trxl"]["loss0"]["torch"]) < 1e-5  # same weights, same loss
+    # jax e2e calls: compile + 2 warm-up + 2 rounds x 1 (--quick: max_iters 1), 5 iterations each
+    assert details["trxl"]["e2e_jax_iterations_done"] == 5 * 5
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_timed_reports_seconds_per_unit(monkeypatch):
+    from jax_tx.cli import bench_cases
+
+    clock = [0.0]
+    monkeypatch.setattr(bench_cases.time, "perf_counter", lambda: clock[0])
+
+    def call():  # one call: 2 s on the fake clock
+        clock[0] += 2.0
+        return clock[0]
+
+    finished = []
+    run = bench_cases.timed(call, units_per_call=4, finish=finished.append)
+    assert run(3) == 6.0 / (3 * 4)  # 3 calls of 4 steps each: 0.5 s per step
+    assert finished == [6.0]  # finish sees the last call's result only
+    assert bench_cases.timed(call)(2) == 2.0
+
+
+def test_train_case_runs_k_adam_steps_per_call_in_both_twins():
+    from jax_tx.cli.bench import build_parser, policy_config, resolve
+    from jax_tx.cli.bench_cases import TrainCase
+
+    args = resolve(build_parser().parse_args(["--quick"]), ["--quick"])
+    cfg = policy_config("mlp", args, 4, 3)
+    case = TrainCase(cfg, 2, 3, 0.2, 1e-3, "cpu", None, steps_per_call=3)
+    assert abs(case.loss0["jax"] - case.loss0["torch"]) < 1e-5  # step 1's minibatch, same weights
+    case.timers["jax"](2)
+    case.timers["torch_eager"](1)
+    assert int(case.state[1][0].count) == 2 * 3  # optax adam: one count per step
+    assert {int(st["step"]) for st in case.torch_opt.state.values()} == {3}
+
+
+def test_size_preset_fills_what_is_not_given():
+    from jax_tx.cli.bench import build_parser, resolve
+
+    def parse(*argv):
+        return resolve(build_parser().parse_args(list(argv)), list(argv))
+
+    large = parse("--size", "large", "--batch=32")
+    assert (large.batch, large.d_model, large.d_ff, large.steps, large.layers) == (32, 256, 512, 16, 2)
+    default = parse()
+    assert (default.batch, default.d_model, default.d_ff, default.train_steps_per_call) == (64, 64, 128, 4)
+    assert default.e2e_iterations_per_call == 5
+    assert parse("--quick", "--train-steps-per-call", "2").train_steps_per_call == 2
+    with pytest.raises(SystemExit):
+        parse("--quick", "--size", "large")
 
 
 def test_bench_rejects_a_multi_head_variant(capsys):

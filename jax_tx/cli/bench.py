@@ -3,19 +3,26 @@
     jax-tx bench                                        # every single-head variant, benchmark sizes
     jax-tx bench --variants trxl gtrxl --json OUT.json  # OUT.json: the contract below; OUT.details.json: all
     jax-tx bench --quick --variants trxl                # tiny sizes, a few seconds per variant
+    jax-tx bench --size large                           # 256 segments x d_model 256 (issue 17's size)
 
 Per variant (cases in jax_tx/cli/bench_cases.py; the twins share weights):
   train     forward over B segments x T steps + loss + backward + Adam: jax jit | torch eager | torch.compile
-            (compile wall times reported apart, never inside a timing)
+            (compile wall times reported apart, never inside a timing); --train-steps-per-call K steps, each on
+            its own minibatch, per timed call (jax: one jitted lax.scan, as the PPO update runs its minibatches);
+            reported per step (call time / K)
   rollout   one policy step (T = 1) for N envs, memory carried: jax jit | torch eager
   e2e       env steps/s of whole PPO iterations on --e2e-env (rollout + GAE + segment BPTT update):
-            jax_tx.ppo.Trainer vs torch_ref.ppo_loop.TorchPPO with the same TrainConfig
+            jax_tx.ppo.Trainer vs torch_ref.ppo_loop.TorchPPO with the same TrainConfig; the Trainer runs
+            --e2e-iterations-per-call N iterations per jitted call (as the recipes do), reported per iteration
+Sizes: --size default (the flags' defaults) | large (--batch 256 --d-model 256 --d-ff 512; the rest, e2e
+included, as default); a size flag given explicitly wins over the preset.
 Timing: --rounds interleaved rounds; in each, every case of every variant runs once per backend, the backend
 order reversed every other round, each measurement the mean of 1..--max-iters calls (about --target-s of work).
 speedup = median torch time / median JAX time (> 1: JAX faster).
 
 JSON contract (--json): {"machine": {...}, "results": {variant: {"train_speedup_vs_torch_eager": x,
 "train_speedup_vs_torch_compile": x, "rollout_speedup_vs_torch_eager": x, "end_to_end_speedup_vs_torch_loop": x}}}
+plus "config": {"size", "train_steps_per_call", "e2e_iterations_per_call", and the sizes} (what was timed).
 Threads: XLA's CPU pool (all cores) and torch.get_num_threads() (--torch-threads), both stated in "machine".
 """
 
@@ -56,6 +63,21 @@ QUICK = dict(
     max_iters=1,
     compile_backend="eager",
 )
+SIZES = {"default": {}, "large": dict(batch=256, d_model=256, d_ff=512)}  # default: the parser's defaults
+CONFIG_KEYS = ("size", "train_steps_per_call", "e2e_iterations_per_call", "batch", "steps", "infer_batch", "d_model")
+CONFIG_KEYS += ("layers", "heads", "d_ff", "memory_len", "e2e_env", "e2e_envs", "e2e_rollout", "e2e_horizon")
+CONFIG_KEYS += ("e2e_minibatches", "e2e_epochs", "quick")
+
+
+def add_size_args(p: argparse.ArgumentParser) -> None:
+    """The train-step and model size flags (shared with experiments/bench_train_step.py and bench_levers.py)."""
+    p.add_argument("--batch", type=int, default=64, help="B: segments per train step")
+    p.add_argument("--steps", type=int, default=16, help="T: steps per segment")
+    p.add_argument("--d-model", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--d-ff", type=int, default=128)
+    p.add_argument("--memory-len", type=int, default=16)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,14 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help="tiny sizes, torch.compile backend 'eager' (for tests / smoke runs)"
     )
-    p.add_argument("--batch", type=int, default=64, help="B: segments per train step")
-    p.add_argument("--steps", type=int, default=16, help="T: steps per segment")
+    p.add_argument("--size", default="default", choices=tuple(SIZES), help="size preset (explicit flags win)")
+    add_size_args(p)
+    p.add_argument("--train-steps-per-call", type=int, default=4, help="K: Adam steps per timed train call")
     p.add_argument("--infer-batch", type=int, default=1024, help="N: envs per rollout step")
-    p.add_argument("--d-model", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
-    p.add_argument("--d-ff", type=int, default=128)
-    p.add_argument("--memory-len", type=int, default=16)
     p.add_argument("--p-reset", type=float, default=0.05)
     p.add_argument("--e2e-env", default="tmaze", choices=("tmaze", "repeat_previous"))
     p.add_argument("--e2e-envs", type=int, default=64, help="envs in the end-to-end PPO run")
@@ -79,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--e2e-horizon", type=int, default=16, help="BPTT horizon of the PPO update")
     p.add_argument("--e2e-minibatches", type=int, default=4)
     p.add_argument("--e2e-epochs", type=int, default=4)
+    p.add_argument("--e2e-iterations-per-call", type=int, default=5, help="PPO iterations per jitted Trainer call")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--target-s", type=float, default=0.25, help="work per measurement")
     p.add_argument("--max-iters", type=int, default=10, help="calls per measurement at most")
@@ -92,12 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve(args: argparse.Namespace, argv: list[str]) -> argparse.Namespace:
-    """--quick fills the sizes the user did not give explicitly."""
-    if args.quick:
-        given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
-        for k, v in QUICK.items():
-            if k not in given:
-                setattr(args, k, v)
+    """--size, then --quick, fill the sizes the user did not give explicitly (--quick goes with --size default)."""
+    if args.quick and args.size != "default":
+        raise SystemExit(f"jax-tx bench: --quick sets tiny sizes; it does not go with --size {args.size}")
+    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    for k, v in (SIZES[args.size] | (QUICK if args.quick else {})).items():
+        if k not in given:
+            setattr(args, k, v)
     return args
 
 
@@ -134,6 +154,7 @@ def train_config(variant: str, args):
         num_envs=args.e2e_envs,
         rollout_steps=args.e2e_rollout,
         total_steps=10**9,
+        iterations_per_call=args.e2e_iterations_per_call,
     )
 
 
@@ -170,21 +191,38 @@ def machine_info(torch_device: str) -> dict:
     }
 
 
-def measure(cases: dict, args) -> dict:
-    """cases {(variant, case): obj with .timers} -> times {(variant, case): {backend: [s per call per round]}}."""
+def calls_per_measurement(cases: dict, target_s: float, max_iters: int) -> dict:
+    """Warm every timer up once; calls per measurement = round(target_s / second call's time), in 1..max_iters."""
     iters = {}
-    for key, case in cases.items():  # warm-up; calls per measurement from the second call's time
+    for key, case in cases.items():
         for name, fn in case.timers.items():
             fn(1)
-            iters[key, name] = int(min(args.max_iters, max(1, round(args.target_s / max(fn(1), 1e-9)))))
+            iters[key, name] = int(min(max_iters, max(1, round(target_s / max(fn(1), 1e-9)))))
+    return iters
+
+
+def interleaved_rounds(cases: dict, iters: dict, rounds: int, on_round=None) -> dict:
+    """times {key: {name: [seconds per unit, one per round]}}; each round runs every case's timers in turn,
+    the timers of a case in reverse order every other round; on_round(r) after round r (0-based)."""
     times = {key: {name: [] for name in case.timers} for key, case in cases.items()}
-    for r in range(args.rounds):
+    for r in range(rounds):
         for key, case in cases.items():
             order = list(case.timers.items())
             for name, fn in order[::-1] if r % 2 else order:
                 times[key][name].append(fn(iters[key, name]))
-        print(f"round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.1f}", flush=True)
+        if on_round is not None:
+            on_round(r)
     return times
+
+
+def measure(cases: dict, args) -> dict:
+    """cases {(variant, case): obj with .timers} -> times {(variant, case): {backend: [s per unit per round]}}."""
+    iters = calls_per_measurement(cases, args.target_s, args.max_iters)
+
+    def report(r: int) -> None:
+        print(f"round {r + 1}/{args.rounds}, load {os.getloadavg()[0]:.1f}", flush=True)
+
+    return interleaved_rounds(cases, iters, args.rounds, report)
 
 
 def summarise(variants, cases, times, args) -> tuple[dict, dict]:
@@ -206,6 +244,7 @@ def summarise(variants, cases, times, args) -> tuple[dict, dict]:
             "train_torch_eager_gflops_per_s": train.flops / med["train"]["torch_eager"] / 1e9 if train.flops else None,
             "train_jax_mfu": gflops / (1e3 * args.peak_tflops) if gflops and args.peak_tflops else None,
             "loss0": train.loss0,
+            "e2e_jax_iterations_done": int(e2e.state.iteration),  # all calls, warm-up included
             "all_rounds_ms": {c: {b: [1e3 * t for t in ts] for b, ts in times[v, c].items()} for c in med},
         }
     return results, details
@@ -282,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     t0, cases = time.perf_counter(), {}
     for v in variants:
         cfg = policy_config(v, args, env.obs_dim, env.num_actions)
-        cases[v, "train"] = TrainCase(cfg, args.batch, args.steps, args.p_reset, 3e-4, device, backend)
+        k = args.train_steps_per_call
+        cases[v, "train"] = TrainCase(cfg, args.batch, args.steps, args.p_reset, 3e-4, device, backend, 0, k)
         cases[v, "rollout"] = RolloutCase(cfg, args.infer_batch, args.p_reset, device)
         cases[v, "e2e"] = EndToEnd(train_config(v, args), device)
         print(f"built {v} ({time.perf_counter() - t0:.0f}s)", flush=True)
@@ -290,10 +330,19 @@ def main(argv: list[str] | None = None) -> int:
     machine["loadavg_end"] = os.getloadavg()
     results, details = summarise(variants, cases, times, args)
     print_table(results, details, machine)
+    print(
+        f"size {args.size} (B {args.batch} x T {args.steps}, d_model {args.d_model}); train: "
+        f"{args.train_steps_per_call} steps per call, ms per step; e2e: jax {args.e2e_iterations_per_call} "
+        "iterations per call, sps per iteration"
+    )
     out = Path(args.json)
-    write_json(out, {"machine": machine, "results": results})
+    config = {k: getattr(args, k) for k in CONFIG_KEYS}
+    write_json(out, {"machine": machine, "config": config, "results": results})
     settings = {k: v for k, v in vars(args).items() if k not in ("json", "png")} | {"variants": variants}
-    write_json(out.with_suffix(".details.json"), {"machine": machine, "settings": settings, "details": details})
+    write_json(
+        out.with_suffix(".details.json"),
+        {"machine": machine, "config": config, "settings": settings, "details": details},
+    )
     png = Path(args.png) if args.png else out.with_suffix(".png")
     plot(results, png, f"{machine['cpu']}, torch {machine['torch_threads']} threads")
     print(f"wrote {out}, {out.with_suffix('.details.json')}, {png} ({time.perf_counter() - t0:.0f}s)")
