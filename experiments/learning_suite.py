@@ -15,13 +15,14 @@ Trainer.run_seeds against Trainer.run seed by seed).
 Per (task, variant, tag) it appends one row to results/suite/runs.csv: per-seed final training success and
 episode return (means of the last 10 iterations), greedy success over `eval_episodes` fresh episodes, env steps
 until training success first reaches 0.9 (mean over a 5-iteration window), SPS (excluding compile) and the
-machine; and per-iteration training success per seed to results/suite/<task>/<variant>[.<tag>].csv.
+machine; and per-iteration training success per seed to results/suite/<task>/<variant>[.<tag>].csv (':' -> '-').
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fcntl
 import json
 import os
 import platform
@@ -245,7 +246,7 @@ def run_suite(
     greedy = greedy_success(out["trainer"], out["state"], seeds, tcfg.eval_episodes)
     to90 = [steps_to(s, 0.9, spi) for s in out["success"]]
     RESULTS.joinpath(task).mkdir(parents=True, exist_ok=True)
-    curve = RESULTS / task / f"{variant}{'.' + tag if tag else ''}.csv"
+    curve = RESULTS / task / f"{variant}{'.' + tag.replace(':', '-') if tag else ''}.csv"
     with open(curve, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["env_steps", *[f"success_s{s}" for s in seeds]])
@@ -275,6 +276,12 @@ def append_row(row: dict) -> None:
     """results/suite/runs.csv, one row per (task, variant, tag): a rerun replaces its row."""
     path = RESULTS / "runs.csv"
     RESULTS.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS / ".runs.lock", "w") as lock:  # several suite processes may finish at once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_row(path, row)
+
+
+def write_row(path: Path, row: dict) -> None:
     key = (row["task"], row["variant"], row["tag"])
     rows = []
     if path.exists():

@@ -109,7 +109,8 @@ def plot_task(task: str, rows: list[dict]) -> Path | None:
 
 def main() -> int:
     rows = read_rows()
-    machines = sorted({r["machine"].rsplit("; load", 1)[0] for r in rows})
+    machines = sorted({r["machine"].split("; git", 1)[0] for r in rows})
+    loads = [float(r["machine"].rsplit("load ", 1)[1]) for r in rows if "load " in r["machine"]]
     lines = [
         "# Graded memory suite: results",
         "",
@@ -119,7 +120,9 @@ def main() -> int:
         "episodes, steps to 0.9 = first time the 5-iteration running mean of training success reached 0.9.",
         "Mean ± std (min..max) over seeds. SPS counts all seeds' env steps per second (compile excluded).",
         "",
-        "Machines: " + " | ".join(machines),
+        "Machines: "
+        + " | ".join(machines)
+        + (f" (1-min load at the end of the runs {min(loads):.1f}..{max(loads):.1f})" if loads else ""),
         "",
     ]
     for task in ["default", *TASKS]:

@@ -36,6 +36,26 @@ def forget_bias(value: float):
     return hook
 
 
+def agalite_gate_bias(value: float, nh: int = 2, dh: int = 16):
+    """A params hook: the bias of AGaLiTe's beta and gamma projections (blocks 3 and 4 of the k, q, v, beta, gamma
+    Dense, layout [H, 5, D]; agalite_fast's fused kqvbgp the same in its first 5 H D outputs) set to `value`.
+    Memory retention per step is 1 - sigmoid(gamma_raw) sigmoid(p3) for keys and 1 - sigmoid(beta_raw) for values:
+    0.75 / 0.5 at init (0.75^64 = 1e-8 after MemoryChain-64's span), 0.99 / 0.98 at value -4."""
+
+    def hook(params):
+        def edit(path, x):
+            names = [getattr(k, "key", "") for k in path]
+            if names[-1] != "bias" or not ({"kqvbg", "kqvbgp"} & set(names)):
+                return x
+            blocks = x[..., : nh * 5 * dh].reshape(*x.shape[:-1], nh, 5, dh)
+            blocks = blocks.at[..., 3:5, :].set(value).reshape(*x.shape[:-1], nh * 5 * dh)
+            return x.at[..., : nh * 5 * dh].set(blocks)
+
+        return jax.tree_util.tree_map_with_path(edit, params)
+
+    return hook
+
+
 FORGET1 = {"policy.lstm_forget_bias": 1.0}
 """The forget-gate bias the lstm recipes had before this study (the suite's lstm recipe now sets 3.0)."""
 
@@ -53,6 +73,10 @@ STUDIES = {
     "gru_tmaze": [
         ("update0", "tmaze10", "gru", {"policy.gru_update_bias": 0.0}, None),
         ("update3", "tmaze10", "gru", {"policy.gru_update_bias": 3.0}, None),
+    ],
+    "agalite_memchain": [
+        ("gates-4", "memchain64", "agalite", {}, agalite_gate_bias(-4.0)),
+        ("fast_gates-4", "memchain64", "agalite_fast", {}, agalite_gate_bias(-4.0)),
     ],
     "agalite_repeat": [
         ("base", "repeat4", "agalite", {}, None),
