@@ -318,7 +318,8 @@ def main(argv=None) -> int:
     if args.write_recipes:
         write_recipes()
     for task in args.task:
-        for variant in args.variant:
+        variants = [recipe(task, "")["variant"]] if task == "default" else args.variant
+        for variant in variants:
             run_suite(task, variant, args.seeds, parse_set(args.set), args.tag, args.budget)
     return 0
 
