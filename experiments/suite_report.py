@@ -2,13 +2,15 @@
 
     python experiments/suite_report.py
 
-Never edit RESULTS.md by hand: rerun this script. Rows tagged "" are the chosen recipes; tagged rows (sweep
-points, root-cause studies) go to their own tables. Success mean and spread are over the seeds of a row.
+Never edit RESULTS.md by hand: rerun this script. Rows tagged "" are the base recipes, replaced by the sweep
+point recipes/suite/choices.json picked (run at the same seeds and budget; its name in brackets); tagged rows
+(sweep points, root-cause studies) also go to their own tables. Success mean and spread are over the seeds of a row.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "suite"
 sys.path.insert(0, str(HERE))
-from learning_suite import TASKS  # noqa: E402
+from learning_suite import CHOICES, TASKS  # noqa: E402
 
 
 def floats(text: str) -> list[float]:
@@ -43,6 +45,15 @@ def steps_summary(text: str) -> str:
 def read_rows() -> list[dict]:
     with open(RESULTS / "runs.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def chosen_row(rows: list[dict], base: dict, choices: dict) -> dict:
+    """The row a (task, variant) reports: the sweep point choices.json picked (same seeds, full budget), if any."""
+    pick = choices.get(f"{base['task']}__{base['variant']}", {}).get("from")
+    for r in rows:
+        if pick and (r["task"], r["variant"], r["tag"]) == (base["task"], base["variant"], pick):
+            return {**r, "variant": f"{r['variant']} ({pick.removeprefix('sweep:')})", "curve": r["tag"]}
+    return base
 
 
 def row_line(r: dict, with_tag: bool) -> str:
@@ -81,7 +92,8 @@ def plot_task(task: str, rows: list[dict]) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = 0
     for r in sorted(rows, key=lambda r: r["variant"]):
-        path = RESULTS / task / f"{r['variant']}.csv"
+        name = r["variant"].split(" ")[0] + ("." + r["curve"].replace(":", "-") if r.get("curve") else "")
+        path = RESULTS / task / f"{name}.csv"
         if not path.exists():
             continue
         data = np.genfromtxt(path, delimiter=",", names=True)
@@ -125,8 +137,9 @@ def main() -> int:
         + (f" (1-min load at the end of the runs {min(loads):.1f}..{max(loads):.1f})" if loads else ""),
         "",
     ]
+    choices = json.loads(CHOICES.read_text()) if CHOICES.exists() else {}
     for task in ["default", *TASKS]:
-        chosen = [r for r in rows if r["task"] == task and r["tag"] == ""]
+        chosen = [chosen_row(rows, r, choices) for r in rows if r["task"] == task and r["tag"] == ""]
         tagged = [r for r in rows if r["task"] == task and r["tag"] != ""]
         if not chosen and not tagged:
             continue

@@ -6,8 +6,10 @@
 Each point is one experiments/learning_suite.py run tagged "sweep:<axis>=<name>" (its own row in
 results/suite/runs.csv, seeds trained together). --choose scores every (task, variant)'s points by mean greedy
 success, then mean final training success, then fewer median steps to 0.9, keeps a point only if it beats the
-base recipe (the untagged-by-sweep "sweep:base" row), and writes experiments/recipes/suite/choices.json, which
-learning_suite.recipe() applies on top of the base tables. What was swept is in experiments/SUITE.md.
+base recipe (its "sweep:base" row, or the untagged row when the points ran at full budget and seeds, e.g.
+`learning_suite.py --tag sweep:bptt=128 --set ppo.bptt_horizon=128`), and writes
+experiments/recipes/suite/choices.json, which learning_suite.recipe() applies on top of the base tables.
+What was swept is in experiments/SUITE.md.
 """
 
 from __future__ import annotations
@@ -68,15 +70,19 @@ def score(row: dict) -> tuple:
 def choose() -> dict:
     """{"task__variant": overrides} of the best sweep point that beats its base, from results/suite/runs.csv."""
     with open(suite.RESULTS / "runs.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["tag"].startswith("sweep:")]
+        rows = list(csv.DictReader(f))
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["variant"]), []).append(r)
+        if r["tag"].startswith("sweep:"):
+            groups.setdefault((r["task"], r["variant"]), []).append(r)
     choices = {}
     for (task, variant), points in sorted(groups.items()):
         base = [r for r in points if r["tag"] == "sweep:base"]
+        if not base:  # sweep points run at the full budget and seeds compare with the untagged base row
+            base = [r for r in rows if (r["task"], r["variant"], r["tag"]) == (task, variant, "")]
+            points = points + base
         best = max(points, key=score)
-        if base and score(best) > score(base[0]) and best["tag"] != "sweep:base":
+        if base and score(best) > score(base[0]) and best["tag"] not in ("sweep:base", ""):
             choices[f"{task}__{variant}"] = {"from": best["tag"], "overrides": json.loads(best["overrides"])}
     return choices
 
