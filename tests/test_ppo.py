@@ -210,7 +210,7 @@ def test_iteration_does_not_retrace_and_updates_params():
 
 def test_run_seeds_trains_each_seed_as_its_own_run():
     """vmap over a stacked TrainState == one Trainer.run per seed (params, env carry and metrics, seed by seed)."""
-    tr = Trainer(tiny_train_config("gtrxl", iterations_per_call=2))
+    tr = Trainer(tiny_train_config("lstm", iterations_per_call=2))
     stacked, metrics = tr.run_seeds(tr.init_seeds([3, 7]))
     for i, seed in enumerate([3, 7]):
         single, single_metrics = tr.run(tr.init(seed))
