@@ -81,6 +81,23 @@ def table(rows: list[dict], with_tag: bool) -> list[str]:
     return lines + [row_line(r, with_tag) for r in sorted(rows, key=lambda r: (r["variant"], r["tag"]))]
 
 
+def solved_summary(rows: list[dict], choices: dict) -> list[str]:
+    """One line per task: which variants reach greedy success >= 0.9 on every seed (chosen rows), which on some."""
+    lines = ["| task | every seed >= 0.9 | some seeds | none |", "|---|---|---|---|"]
+    for task in ["default", *TASKS]:
+        chosen = [chosen_row(rows, r, choices) for r in rows if r["task"] == task and r["tag"] == ""]
+        if not chosen:
+            continue
+        cells: dict[str, list[str]] = {"all": [], "some": [], "none": []}
+        for r in sorted(chosen, key=lambda r: r["variant"]):
+            greedy = floats(r["greedy_success"])
+            hit = sum(g >= 0.9 for g in greedy)
+            kind = "all" if hit == len(greedy) else "some" if hit else "none"
+            cells[kind].append(r["variant"] + ("" if kind != "some" else f" {hit}/{len(greedy)}"))
+        lines.append(f"| {task} | " + " | ".join(", ".join(cells[k]) or "-" for k in ("all", "some", "none")) + " |")
+    return lines
+
+
 def plot_task(task: str, rows: list[dict]) -> Path | None:
     """Mean training success over seeds with a min..max band, one line per variant (chosen recipes only)."""
     import matplotlib
@@ -121,6 +138,7 @@ def plot_task(task: str, rows: list[dict]) -> Path | None:
 
 def main() -> int:
     rows = read_rows()
+    choices = json.loads(CHOICES.read_text()) if CHOICES.exists() else {}
     machines = sorted({r["machine"].split("; git", 1)[0] for r in rows})
     loads = [float(r["machine"].rsplit("load ", 1)[1]) for r in rows if "load " in r["machine"]]
     lines = [
@@ -137,7 +155,7 @@ def main() -> int:
         + (f" (1-min load at the end of the runs {min(loads):.1f}..{max(loads):.1f})" if loads else ""),
         "",
     ]
-    choices = json.loads(CHOICES.read_text()) if CHOICES.exists() else {}
+    lines += ["## Summary: greedy success >= 0.9", ""] + solved_summary(rows, choices) + [""]
     for task in ["default", *TASKS]:
         chosen = [chosen_row(rows, r, choices) for r in rows if r["task"] == task and r["tag"] == ""]
         tagged = [r for r in rows if r["task"] == task and r["tag"] != ""]

@@ -1,0 +1,62 @@
+"""The graded suite's bookkeeping (experiments/learning_suite.py, suite_sweep.py): thresholds, overrides, choice."""
+
+from __future__ import annotations
+
+import csv
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+import learning_suite as suite  # noqa: E402
+import suite_sweep  # noqa: E402
+
+
+def test_steps_to_is_the_end_of_the_first_window_at_the_threshold():
+    s = [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert suite.steps_to(s, 0.9, 100, window=5) == 700  # windows end at 5, 6, 7: means 0.6, 0.8, 1.0
+    assert suite.steps_to(s, 0.9, 100, window=2) == 400
+    assert suite.steps_to([math.nan, 1.0, 1.0], 0.9, 10, window=2) == 30  # nan (no episode ended) counts as 0
+    assert suite.steps_to([0.5] * 20, 0.9, 100) is None
+    assert suite.steps_to([1.0, 1.0], 0.9, 100, window=5) is None
+
+
+def test_overrides_reach_nested_fields_and_leave_the_recipe_alone():
+    base = suite.recipe("tmaze50", "trxl")
+    out = suite.apply_overrides(base, suite.parse_set(["ppo.learning_rate=3e-4", "policy.init=orthogonal", "x=a"]))
+    assert out["ppo"]["learning_rate"] == 3e-4 and out["policy"]["init"] == "orthogonal" and out["x"] == "a"
+    assert base["ppo"]["learning_rate"] == 1e-3 and "init" not in base["policy"]
+    with pytest.raises(SystemExit):
+        suite.parse_set(["no-equals-sign"])
+
+
+def test_recurrent_cores_get_a_bptt_horizon_covering_the_task():
+    assert suite.horizon_sizes("trxl", 65) == ({"memory_len": 73, "max_cache_size": 276}, 16)
+    assert suite.horizon_sizes("lstm", 65)[1] == 128
+    assert suite.horizon_sizes("gru", 11)[1] == 16
+    assert suite.horizon_sizes("lstm", 257)[1] == 256  # capped
+
+
+def write_runs(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def run_row(tag: str, greedy: str, final: str, to90: str, overrides: str = "{}") -> dict:
+    return {"task": "t", "variant": "v", "tag": tag, "overrides": overrides, "greedy_success": greedy,
+            "final_success": final, "steps_to_0.9": to90}  # fmt: skip
+
+
+def test_choose_keeps_a_sweep_point_only_when_it_beats_the_base(tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "RESULTS", tmp_path)
+    base = run_row("", "0.5 0.5", "0.5 0.5", "- -")
+    better = run_row("sweep:lr=3e-4", "1.0 1.0", "1.0 1.0", "100 200", '{"ppo.learning_rate": 0.0003}')
+    worse = run_row("sweep:bptt=32", "0.4 0.5", "0.5 0.5", "- -", '{"ppo.bptt_horizon": 32}')
+    write_runs(tmp_path / "runs.csv", [base, better, worse])
+    assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
+    write_runs(tmp_path / "runs.csv", [base, worse])
+    assert suite_sweep.choose() == {}
