@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from jax_tx.config import PolicyConfig
 from jax_tx.nn.common import param_dtype, state_dtype
-from jax_tx.nn.lstm import _uniform, gate_bias_init
+from jax_tx.nn.lstm import gate_bias_init, uniform_init
 
 
 def gru_cell(x_proj: jnp.ndarray, h: jnp.ndarray, w_hh: jnp.ndarray, b_hh: jnp.ndarray) -> jnp.ndarray:
@@ -45,8 +45,8 @@ class GRU(nn.Module):
         """x [B, T, I], reset [B, T], state {"h": [B, H]} -> (y [B, T, H], state)."""
         hdim, pdt = self.features, param_dtype(self.cfg)
         bound = hdim**-0.5
-        w_ih = self.param("weight_ih_l0", _uniform(bound), (3 * hdim, x.shape[-1]), pdt)
-        w_hh = self.param("weight_hh_l0", _uniform(bound), (3 * hdim, hdim), pdt)
+        w_ih = self.param("weight_ih_l0", uniform_init(bound), (3 * hdim, x.shape[-1]), pdt)
+        w_hh = self.param("weight_hh_l0", uniform_init(bound), (3 * hdim, hdim), pdt)
         b_ih = self.param("bias_ih_l0", gate_bias_init(1, 3, self.cfg.gru_update_bias), (3 * hdim,), pdt)
         b_hh = self.param("bias_hh_l0", nn.initializers.zeros, (3 * hdim,), pdt)
         x_proj = jnp.einsum("bti,gi->btg", x, w_ih.astype(x.dtype)) + b_ih.astype(x.dtype)  # [B, T, 3H], all T at once

@@ -19,7 +19,8 @@ from jax_tx.config import PolicyConfig
 from jax_tx.nn.common import param_dtype, state_dtype
 
 
-def _uniform(bound: float):
+def uniform_init(bound: float):
+    """Initialiser drawing every entry uniformly from [-bound, bound] (torch nn.LSTM / nn.GRU weights: 1/sqrt(H))."""
     return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
@@ -43,8 +44,8 @@ class LSTM(nn.Module):
         """x [B, T, I], reset [B, T], state {"h", "c": [B, H]} -> (y [B, T, H], state)."""
         hdim, pdt = self.features, param_dtype(self.cfg)
         bound = hdim**-0.5
-        w_ih = self.param("weight_ih_l0", _uniform(bound), (4 * hdim, x.shape[-1]), pdt)
-        w_hh = self.param("weight_hh_l0", _uniform(bound), (4 * hdim, hdim), pdt)
+        w_ih = self.param("weight_ih_l0", uniform_init(bound), (4 * hdim, x.shape[-1]), pdt)
+        w_hh = self.param("weight_hh_l0", uniform_init(bound), (4 * hdim, hdim), pdt)
         b_ih = self.param("bias_ih_l0", gate_bias_init(1, 4, self.cfg.lstm_forget_bias), (4 * hdim,), pdt)
         b_hh = self.param("bias_hh_l0", nn.initializers.zeros, (4 * hdim,), pdt)
         x_proj = jnp.einsum("bti,gi->btg", x, w_ih.astype(x.dtype)) + b_ih.astype(x.dtype)  # [B, T, 4H]
