@@ -169,7 +169,7 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
     state = trainer.init_seeds(seeds)
     if params_hook is not None:
         state = state.replace(params=params_hook(state.params))
-    calls = -(-tcfg.num_iterations // tcfg.iterations_per_call)
+    calls = -(-tcfg.num_iterations // tcfg.iterations_per_call)  # whole calls: up to iterations_per_call - 1 extra
     success, returns, t_run, t0 = [], [], 0.0, time.perf_counter()
     for call in range(calls):
         t = time.perf_counter()
@@ -258,7 +258,7 @@ def run_suite(
         "tag": tag,
         "overrides": json.dumps(overrides, sort_keys=True),
         "seeds": " ".join(map(str, seeds)),
-        "env_steps": tcfg.num_iterations * spi,
+        "env_steps": out["success"].shape[1] * spi,  # the iterations trained (whole calls), not num_iterations
         "final_success": " ".join(f"{x:.3f}" for x in final),
         "greedy_success": " ".join(f"{x:.3f}" for x in greedy),
         "final_return": " ".join(f"{x:.3f}" for x in final_return),
