@@ -237,6 +237,8 @@ def run_suite(
     rec = apply_overrides(recipe(task, variant), overrides)
     variant = rec["variant"]
     rec["total_steps"] = int(rec["total_steps"] * budget)
+    if budget != 1.0:  # the row says what it ran; suite_sweep.choose keeps it only where the recipe needs it
+        overrides = {**overrides, "total_steps": rec["total_steps"]}
     tcfg = train_config(rec)
     log(f"{task} {variant} {tag or ''} seeds {seeds}: {tcfg.num_iterations} iterations x {tcfg.steps_per_iteration}")
     out = train_seeds(tcfg, seeds, log, params_hook)

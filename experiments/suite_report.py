@@ -136,6 +136,32 @@ def plot_task(task: str, rows: list[dict]) -> Path | None:
     return out
 
 
+def probe_section(path: Path) -> list[str]:
+    """The supervised memory probe's rows (experiments/memory_probe.py), one line per configuration."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], int(r["length"]), r["final_obs"], r["overrides"], r["steps"]), []).append(r)
+    lines = [
+        "## Supervised memory probe",
+        "",
+        "`experiments/memory_probe.py`: a +-1 cue at step 0 read at step L, MemoryChain's observations, full BPTT,",
+        "Adam 1e-3 on the step-L cross-entropy (no RL). grad = max over the batch of the absolute derivative of the",
+        "step-L logit margin with respect to the cue, at initialisation (0: the decision step cannot read the cue).",
+        "Policies: the suite's sizes (`learning_suite.VARIANT_POLICY`, so lstm has forget bias 3) plus the overrides.",
+        "",
+        "| variant | L | decision-step obs | overrides | Adam steps | grad per seed | first acc >= 0.95 | final acc |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (variant, length, final, over, steps), rs in sorted(groups.items()):
+        cells = [" ".join(r[k] for r in rs) for k in ("grad_cue", "first_acc_0.95", "final_acc")]
+        lines.append(f"| {variant} | {length} | {final} | `{over}` | {steps} | {' | '.join(cells)} |")
+    return lines + [""]
+
+
 def main() -> int:
     rows = read_rows()
     choices = json.loads(CHOICES.read_text()) if CHOICES.exists() else {}
@@ -170,6 +196,7 @@ def main() -> int:
                 lines += [f"![{task}]({png.name})", ""]
         if tagged:
             lines += ["Sweep points and studies:", ""] + table(tagged, with_tag=True) + [""]
+    lines += probe_section(RESULTS / "probe.csv")
     (RESULTS / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(RESULTS / "RESULTS.md")
     return 0

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -32,6 +33,57 @@ def forget_bias(value: float):
             return x.at[..., h : 2 * h].set(value)
 
         return jax.tree_util.tree_map_with_path(edit, params)
+
+    return hook
+
+
+def gru_chrono(t_max: int, seed: int = 0):
+    """A params hook: chrono initialisation (Tallec & Ollivier 2018) of the GRU update gate, b_z = log(u),
+    u ~ Uniform(1, t_max - 1) per unit (the z block of bias_ih, gate order r, z, n). Unit j then keeps
+    sigmoid(b_z) = 1 - 1/u_j of h per step at init: timescales spread over 1..t_max steps, so some units write
+    strongly and others hold, instead of one bias trading the write (1 - z) against the hold (z) for every unit."""
+
+    def hook(params):
+        def edit(path, x):
+            if getattr(path[-1], "key", None) != "bias_ih_l0":
+                return x
+            h = x.shape[-1] // 3
+            u = np.random.default_rng(seed).uniform(1.0, t_max - 1.0, size=h)
+            return x.at[..., h : 2 * h].set(np.log(u).astype(np.float32))
+
+        return jax.tree_util.tree_map_with_path(edit, params)
+
+    return hook
+
+
+def encoder_bias_uniform(seed: int = 0):
+    """A params hook: the encoder bias drawn from Uniform(-1/sqrt(obs_dim), 1/sqrt(obs_dim)) (torch nn.Linear's
+    default) instead of zeros. With zero biases an all-zero observation (MemoryChain's decision step) embeds to
+    ReLU(0) = 0, LayerNorm(0) = 0, so AGaLiTe's query q = 0 and phi(q) = relu(q) x relu(p2) = 0: the read-out is 0
+    and relu'(0) = 0 passes no gradient. A non-constant bias makes that step's embedding a fixed non-zero vector."""
+
+    def hook(params):
+        def edit(path, x):
+            names = [getattr(k, "key", "") for k in path]
+            if names[-2:] != ["encoder", "bias"]:
+                return x
+            kernel_rows = params["params"]["encoder"]["kernel"].shape[-2]
+            bound = kernel_rows**-0.5
+            u = np.random.default_rng(seed).uniform(-bound, bound, size=x.shape[-1])
+            return x + u.astype(np.float32)
+
+        return jax.tree_util.tree_map_with_path(edit, params)
+
+    return hook
+
+
+def compose(*hooks):
+    """A params hook applying `hooks` in order."""
+
+    def hook(params):
+        for h in hooks:
+            params = h(params)
+        return params
 
     return hook
 
@@ -59,6 +111,12 @@ def agalite_gate_bias(value: float, nh: int = 2, dh: int = 16):
 FORGET1 = {"policy.lstm_forget_bias": 1.0}
 """The forget-gate bias the lstm recipes had before this study (the suite's lstm recipe now sets 3.0)."""
 
+BPTT128 = {"ppo.bptt_horizon": 128, "rollout_steps": 128}
+BPTT256 = {"ppo.bptt_horizon": 256, "rollout_steps": 256}
+AUX_BPTT128 = {"policy.aux_tokens": True, **BPTT128}
+"""MemoryChain's decision-step observation is all zeros: aux tokens (previous action and reward) make the query
+non-zero there; BPTT 128 lets the gradient reach the cue written at the episode's first step."""
+
 STUDIES = {
     # study -> points (name, task, variant, recipe overrides, params hook[, budget fraction])
     "lstm_tmaze": [
@@ -74,9 +132,42 @@ STUDIES = {
         ("update0", "tmaze10", "gru", {"policy.gru_update_bias": 0.0}, None),
         ("update3", "tmaze10", "gru", {"policy.gru_update_bias": 3.0}, None),
     ],
+    "gru_memchain": [
+        ("chrono64", "memchain64", "gru", {}, gru_chrono(64)),
+        ("chrono64_width64", "memchain64", "gru", {"policy.lstm_hidden": 64}, gru_chrono(64)),
+    ],
     "agalite_memchain": [
         ("gates-4", "memchain64", "agalite", {}, agalite_gate_bias(-4.0)),
         ("fast_gates-4", "memchain64", "agalite_fast", {}, agalite_gate_bias(-4.0)),
+        ("aux_bptt128_gates-4", "memchain64", "agalite", AUX_BPTT128, agalite_gate_bias(-4.0)),
+        ("fast_aux_bptt128_gates-4", "memchain64", "agalite_fast", AUX_BPTT128, agalite_gate_bias(-4.0)),
+        ("aux_budget2", "memchain64", "agalite", {"policy.aux_tokens": True}, None, 2.0),
+    ],
+    "agalite_zero_query": [
+        ("encbias", "memchain64", "agalite", {}, encoder_bias_uniform()),
+        ("encbias_bptt128", "memchain64", "agalite", BPTT128, encoder_bias_uniform()),
+        ("fast_encbias_bptt128", "memchain64", "agalite_fast", BPTT128, encoder_bias_uniform()),
+        ("sliding_encbias", "memchain64", "sliding", {}, encoder_bias_uniform()),
+        (
+            "encbias_bptt128_gates-4",
+            "memchain64",
+            "agalite",
+            BPTT128,
+            compose(encoder_bias_uniform(), agalite_gate_bias(-4.0)),
+        ),
+        (
+            "fast_encbias_bptt128_gates-4",
+            "memchain64",
+            "agalite_fast",
+            BPTT128,
+            compose(encoder_bias_uniform(), agalite_gate_bias(-4.0)),
+        ),
+    ],
+    "agalite_tmaze": [
+        ("bptt256_gates-4", "tmaze50", "agalite", BPTT256, agalite_gate_bias(-4.0)),
+        ("fast_bptt256_gates-4", "tmaze50", "agalite_fast", BPTT256, agalite_gate_bias(-4.0)),
+        ("bptt256_gates-4_budget2", "tmaze50", "agalite", BPTT256, agalite_gate_bias(-4.0), 2.0),
+        ("fast_bptt256_gates-4_budget2", "tmaze50", "agalite_fast", BPTT256, agalite_gate_bias(-4.0), 2.0),
     ],
     "agalite_repeat": [
         ("base", "repeat4", "agalite", {}, None),

@@ -83,7 +83,10 @@ def choose() -> dict:
             points = points + base
         best = max(points, key=score)
         if base and score(best) > score(base[0]) and best["tag"] not in ("sweep:base", ""):
-            choices[f"{task}__{variant}"] = {"from": best["tag"], "overrides": json.loads(best["overrides"])}
+            over = json.loads(best["overrides"])
+            if base[0]["tag"] == "sweep:base":  # a reduced budget shared with its base is the sweep's economy
+                over.pop("total_steps", None)
+            choices[f"{task}__{variant}"] = {"from": best["tag"], "overrides": over}
     return choices
 
 

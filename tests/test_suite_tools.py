@@ -60,3 +60,15 @@ def test_choose_keeps_a_sweep_point_only_when_it_beats_the_base(tmp_path, monkey
     assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
     write_runs(tmp_path / "runs.csv", [base, worse])
     assert suite_sweep.choose() == {}
+
+
+def test_choose_keeps_a_larger_budget_against_the_full_budget_base_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "RESULTS", tmp_path)
+    longer = run_row("sweep:budget=2", "1.0 1.0", "1.0 1.0", "100 200", '{"total_steps": 800000}')
+    write_runs(tmp_path / "runs.csv", [run_row("", "0.5 0.5", "0.5 0.5", "- -"), longer])
+    assert suite_sweep.choose() == {"t__v": {"from": "sweep:budget=2", "overrides": {"total_steps": 800000}}}
+    half_base = run_row("sweep:base", "0.5 0.5", "0.5 0.5", "- -", '{"total_steps": 200000}')
+    half_over = '{"ppo.learning_rate": 0.0003, "total_steps": 200000}'
+    half_point = run_row("sweep:lr=3e-4", "1.0 1.0", "1.0 1.0", "100 200", half_over)
+    write_runs(tmp_path / "runs.csv", [half_base, half_point])
+    assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
