@@ -283,12 +283,13 @@ def append_row(row: dict) -> None:
         write_row(path, row)
 
 
-def write_row(path: Path, row: dict) -> None:
-    key = (row["task"], row["variant"], row["tag"])
+def write_row(path: Path, row: dict, key_fields: tuple[str, ...] = ("task", "variant", "tag")) -> None:
+    """Rewrite the CSV at `path` (atomically) with `row` in place of any row equal to it on `key_fields`."""
+    key = tuple(str(row[k]) for k in key_fields)
     rows = []
     if path.exists():
         with open(path, newline="") as f:
-            rows = [r for r in csv.DictReader(f) if (r["task"], r["variant"], r["tag"]) != key]
+            rows = [r for r in csv.DictReader(f) if tuple(r[k] for k in key_fields) != key]
     rows.append({k: str(v) for k, v in row.items()})
     fields = list(dict.fromkeys(k for r in [row, *rows] for k in r))  # new columns join older rows as blanks
     tmp = path.with_suffix(".tmp")

@@ -16,7 +16,6 @@ decision step cannot read the cue at all, so no gradient can teach it to). Rows 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -28,19 +27,8 @@ import learning_suite as suite  # noqa: E402
 
 OUT = HERE / "results" / "suite" / "probe.csv"
 BATCH = 64
-FIELDS = [
-    "variant",
-    "length",
-    "final_obs",
-    "overrides",
-    "seed",
-    "steps",
-    "final_acc",
-    "first_acc_0.95",
-    "grad_cue",
-    "wall_s",
-    "machine",
-]
+KEY_FIELDS = ("variant", "length", "final_obs", "overrides", "seed", "steps")
+"""A rerun of the same probe replaces its row in probe.csv."""
 
 
 def probe_config(variant: str, length: int, overrides: dict):
@@ -120,16 +108,6 @@ def run_probe(variant: str, length: int, final_flag: bool, seed: int, steps: int
     }
 
 
-def append_row(row: dict, path: Path = OUT) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", nargs="+", default=["agalite", "agalite_fast", "gru", "lstm", "trxl"])
@@ -148,7 +126,8 @@ def main(argv=None) -> int:
                 for seed in args.seeds:
                     row = run_probe(variant, length, final == "flag", seed, args.steps, args.lr, overrides)
                     print(json.dumps(row), flush=True)
-                    append_row(row, args.out)
+                    args.out.parent.mkdir(parents=True, exist_ok=True)
+                    suite.write_row(args.out, row, KEY_FIELDS)
     return 0
 
 
