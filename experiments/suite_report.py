@@ -98,6 +98,48 @@ def solved_summary(rows: list[dict], choices: dict) -> list[str]:
     return lines
 
 
+LADDERS = {"T-Maze": ("tmaze10", "tmaze50", "tmaze100"), "MemoryChain": ("memchain16", "memchain64", "memchain256")}
+"""The graded rungs whose memory span grows: corridor 10 / 50 / 100, memory_length 16 / 64 / 256."""
+
+
+def solves(r: dict, min_seeds: int = 3) -> bool:
+    """A row solves its task when it has >= min_seeds seeds and every seed's greedy success is >= 0.9."""
+    greedy = floats(r["greedy_success"])
+    return len(greedy) >= min_seeds and all(g >= 0.9 for g in greedy)
+
+
+def longest_solved(rows: list[dict], variant: str, rungs: tuple[str, ...]) -> str:
+    """'<rung> (<tag>, <env steps> = <x> budget)' for the longest rung any row of `variant` (any tag, any budget)
+    solves on every seed, '-' if none, plus '; tried up to <rung>' when longer rungs were run and not solved."""
+    mine = [r for r in rows if r["variant"] == variant and r["task"] in rungs]
+    if not mine:
+        return "not run"
+    tried = max(rungs.index(r["task"]) for r in mine)
+    best = None
+    for i, task in enumerate(rungs):
+        wins = [r for r in mine if r["task"] == task and solves(r)]
+        if wins:
+            best = (i, min(wins, key=lambda r: int(r["env_steps"])))
+    if best is None:
+        text = "-"
+    else:
+        i, r = best
+        ratio = int(r["env_steps"]) / TASKS[r["task"]]["steps"]
+        text = f"{r['task']} ({r['tag'] or 'base'}, {int(r['env_steps']) / 1000:.0f}k = {ratio:.1f}x budget)"
+    if best is None or tried > best[0]:
+        text += f"; tried up to {rungs[tried]}"
+    return text
+
+
+def longest_table(rows: list[dict]) -> list[str]:
+    """Per variant and ladder, the longest rung solved on every seed by any row in runs.csv."""
+    variants = sorted({r["variant"] for r in rows if r["task"] in sum(LADDERS.values(), ())})
+    lines = ["| variant | " + " | ".join(LADDERS) + " |", "|---|" + "---|" * len(LADDERS)]
+    for v in variants:
+        lines.append(f"| {v} | " + " | ".join(longest_solved(rows, v, rungs) for rungs in LADDERS.values()) + " |")
+    return lines
+
+
 def plot_task(task: str, rows: list[dict]) -> Path | None:
     """Mean training success over seeds with a min..max band, one line per variant (chosen recipes only)."""
     import matplotlib
@@ -182,6 +224,15 @@ def main() -> int:
         "",
     ]
     lines += ["## Summary: greedy success >= 0.9", ""] + solved_summary(rows, choices) + [""]
+    lines += [
+        "## Longest horizon solved",
+        "",
+        "Per variant, the longest rung where some row of runs.csv (base, sweep point or study, any budget) has",
+        "greedy success >= 0.9 on every one of >= 3 seeds; the row with the fewest env steps is named, with its",
+        "multiple of the task's budget.",
+        "",
+    ]
+    lines += longest_table(rows) + [""]
     for task in ["default", *TASKS]:
         chosen = [chosen_row(rows, r, choices) for r in rows if r["task"] == task and r["tag"] == ""]
         tagged = [r for r in rows if r["task"] == task and r["tag"] != ""]

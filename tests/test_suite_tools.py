@@ -18,7 +18,11 @@ def test_steps_to_is_the_end_of_the_first_window_at_the_threshold():
     s = [0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     assert suite.steps_to(s, 0.9, 100, window=5) == 700  # windows end at 5, 6, 7: means 0.6, 0.8, 1.0
     assert suite.steps_to(s, 0.9, 100, window=2) == 400
-    assert suite.steps_to([math.nan, 1.0, 1.0], 0.9, 10, window=2) == 30  # nan (no episode ended) counts as 0
+    assert suite.steps_to([math.nan, 1.0, 1.0], 0.9, 10, window=2) == 30
+    # iterations where no episode ended (nan) are skipped: the window holds the last 2 that ended (steps 1 and 3)
+    assert suite.steps_to([1.0, math.nan, 1.0, math.nan], 0.9, 10, window=2) == 30
+    assert suite.steps_to([1.0, math.nan, 0.0, 1.0, 1.0], 0.9, 10, window=2) == 50
+    assert suite.steps_to([1.0, math.nan, math.nan], 0.9, 10, window=2) is None  # one ended iteration < window
     assert suite.steps_to([0.5] * 20, 0.9, 100) is None
     assert suite.steps_to([1.0, 1.0], 0.9, 100, window=5) is None
 
@@ -72,3 +76,41 @@ def test_choose_keeps_a_larger_budget_against_the_full_budget_base_only(tmp_path
     half_point = run_row("sweep:lr=3e-4", "1.0 1.0", "1.0 1.0", "100 200", half_over)
     write_runs(tmp_path / "runs.csv", [half_base, half_point])
     assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
+
+
+def test_longest_solved_names_the_longest_rung_every_seed_solves():
+    import suite_report
+
+    def row(task, variant, greedy, tag="", steps=None):
+        steps = steps or suite.TASKS[task]["steps"]
+        return dict(task=task, variant=variant, tag=tag, greedy_success=greedy, env_steps=str(steps))
+
+    rungs = suite_report.LADDERS["T-Maze"]
+    rows = [
+        row("tmaze10", "lstm", "1.0 1.0 0.95"),
+        row("tmaze50", "lstm", "1.0 1.0 0.5"),  # one seed short: not solved
+        row("tmaze50", "lstm", "1.0 1.0 1.0", tag="sweep:x", steps=1_200_000),
+        row("tmaze100", "lstm", "0.0 0.0 0.0"),
+        row("tmaze10", "gru", "1.0 1.0"),  # two seeds are too few
+    ]
+    got = suite_report.longest_solved(rows, "lstm", rungs)
+    assert got == "tmaze50 (sweep:x, 1200k = 2.0x budget); tried up to tmaze100"
+    assert suite_report.longest_solved(rows, "gru", rungs) == "-; tried up to tmaze10"
+    assert suite_report.longest_solved(rows, "trxl", rungs) == "not run"
+
+
+def test_restate_steps_to_recomputes_from_the_curves_in_place(tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "RESULTS", tmp_path)
+    head = {"task": "", "variant": "", "tag": "", "steps_to_0.9": ""}
+    rows = [{**head, "task": "memchain256", "variant": "trxl", "steps_to_0.9": "- -"},
+            {**head, "task": "tmaze10", "variant": "gru", "tag": "sweep:x", "steps_to_0.9": "7"}]  # fmt: skip
+    suite.write_rows(tmp_path / "runs.csv", rows)
+    curve = suite.curve_path("memchain256", "trxl", "")
+    curve.parent.mkdir()
+    # seed 0: episodes end every other iteration, all successes; seed 1: never above 0.5
+    lines = ["env_steps,success_s0,success_s1"] + [f"{(i + 1) * 10},{'nan' if i % 2 else '1.0'},0.5" for i in range(12)]
+    curve.write_text("\n".join(lines) + "\n")
+    assert suite.restate_steps_to() == 1  # the second row has no curve file: left alone
+    with open(tmp_path / "runs.csv", newline="") as f:
+        got = list(csv.DictReader(f))
+    assert [r["steps_to_0.9"] for r in got] == ["90 -", "7"]  # 5th ended iteration is index 8; order kept
