@@ -250,3 +250,19 @@ def test_twins_agree_from_a_tick_past_ten_million():
     want = n % jag.oscillator_period(cfg.num_oscillators)
     for mem in (j_mem, t_mem):
         np.testing.assert_array_equal(np.asarray(mem["layers"][1]["tick"]), want)
+
+
+@pytest.mark.parametrize("name", ["agalite", "agalite_fast"])
+def test_gate_bias_field_survives_conversion_and_keeps_parity(name):
+    """agalite_gate_bias=-4: the converted flax params carry torch's beta/gamma bias blocks -4 (weights copied)
+    and the twins agree within FP32_TOL."""
+    cfg = CONFIGS[name].replace(agalite_gate_bias=-4.0)
+    _, _, params = h.build_pair(cfg)
+    layer = "kqvbgp" if cfg.agalite_mode == "fast" else "kqvbg"
+    nh, dh = cfg.num_heads, cfg.head_dim
+    for i in range(cfg.num_layers):
+        bias = np.asarray(params["params"]["core"][f"layers_{i}"]["attn"][layer]["bias"])
+        blocks = bias[: 5 * nh * dh].reshape(nh, 5, dh)
+        np.testing.assert_array_equal(blocks[:, 3:], -4.0)
+        np.testing.assert_array_equal(blocks[:, :3], 0.0)
+    h.check_forward_parity(cfg, h.FP32_TOL, chunks=2)

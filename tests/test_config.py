@@ -64,6 +64,10 @@ def test_overrides_apply_after_preset():
         (dict(gru_update_bias=float("inf")), "gru_update_bias"),
         (dict(gru_update_bias=True), "gru_update_bias"),
         (dict(lstm_forget_bias="3"), "lstm_forget_bias"),
+        (dict(agalite_gate_bias=float("nan")), "agalite_gate_bias"),
+        (dict(agalite_gate_bias=float("-inf")), "agalite_gate_bias"),
+        (dict(agalite_gate_bias=False), "agalite_gate_bias"),
+        (dict(agalite_gate_bias="-4"), "agalite_gate_bias"),
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):
@@ -110,6 +114,18 @@ def test_gate_bias_fields_round_trip_and_old_configs_load_the_defaults():
     del old["lstm_forget_bias"], old["gru_update_bias"]  # a config saved before the fields existed
     loaded = PolicyConfig.from_dict(old)
     assert (loaded.lstm_forget_bias, loaded.gru_update_bias) == (1.0, 0.0)
+
+
+def test_agalite_gate_bias_round_trips_and_old_configs_load_the_default():
+    cfg = preset("agalite_fast", obs_dim=4, num_actions=2, agalite_gate_bias=-4.0)
+    again = PolicyConfig.from_json(cfg.to_json())
+    assert again == cfg and again.agalite_gate_bias == -4.0 and json.loads(cfg.to_json())["agalite_gate_bias"] == -4.0
+    three = preset("agalite", obs_dim=4, num_actions=2, agalite_gate_bias=-3).agalite_gate_bias  # a JSON int
+    assert type(three) is float and three == -3.0
+    old = preset("agalite", obs_dim=4, num_actions=2).to_dict()
+    del old["agalite_gate_bias"]  # a config saved before the field existed
+    assert PolicyConfig.from_dict(old).agalite_gate_bias == 0.0
+    assert PolicyConfig.from_dict({**old, "schema_version": 1}).agalite_gate_bias == 0.0
 
 
 @pytest.mark.parametrize(

@@ -179,3 +179,43 @@ def test_gate_bias_field_sets_only_its_block_in_both_twins(name, init):
             assert np.all(after[k][block] == 3.0) and np.all(before[k][block] == default), k
             np.testing.assert_array_equal(after[k][~block], before[k][~block], err_msg=str(k))
             assert not before[k][~block].any(), k
+
+
+AGALITE_GATE_CASES = ("agalite", "agalite_fast", "agalite_optimized", "agalite_hybrid")
+
+
+def _kqvbg_bias(key) -> bool:
+    """True for the bias of a layer's k, q, v, beta, gamma projection (kqvbg, or fast mode's fused kqvbgp)."""
+    names = key if isinstance(key, tuple) else tuple(key.split("."))
+    return names[-1] == "bias" and names[-2] in ("kqvbg", "kqvbgp")
+
+
+@pytest.mark.parametrize("init", ["default", "orthogonal"])
+@pytest.mark.parametrize("name", AGALITE_GATE_CASES)
+def test_agalite_gate_bias_sets_only_the_beta_gamma_blocks_in_both_twins(name, init):
+    """agalite_gate_bias=-4: blocks 3 (beta) and 4 (gamma) of every head in the first 5 H D entries of every
+    layer's kqvbg / kqvbgp bias are -4; every other entry and parameter equals the init at the default 0, in
+    both twins, and the two twins' projection biases are equal."""
+    base = CONFIGS[name].replace(init=init)
+    cfg = base.replace(agalite_gate_bias=-4.0)
+    assert base.agalite_gate_bias == 0.0
+    nh, dh = cfg.num_heads, cfg.head_dim
+    found = {}
+    for params in (flax_params, torch_params):
+        before, after = params(base), params(cfg)
+        assert before.keys() == after.keys()
+        biases = sorted(k for k in after if _kqvbg_bias(k))
+        assert len(biases) == cfg.num_layers, biases
+        found[params.__name__] = [after[k] for k in biases]
+        for k in after:
+            if k not in biases:
+                np.testing.assert_array_equal(after[k], before[k], err_msg=str(k))
+                continue
+            assert after[k].shape[0] == 5 * nh * dh + (3 * nh * cfg.eta if cfg.agalite_mode == "fast" else 0), k
+            block = np.zeros(after[k].shape, bool)
+            block[: 5 * nh * dh].reshape(nh, 5, dh)[:, 3:5] = True
+            assert block.sum() == 2 * nh * dh
+            assert np.all(after[k][block] == -4.0) and not before[k].any(), k
+            np.testing.assert_array_equal(after[k][~block], before[k][~block], err_msg=str(k))
+    for a, b in zip(found["flax_params"], found["torch_params"], strict=True):
+        np.testing.assert_array_equal(a, b)

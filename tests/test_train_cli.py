@@ -145,3 +145,15 @@ def test_gate_bias_fields_are_flags_and_recipe_policy_fields(tmp_path, capsys):
     assert isinstance(policy.gru_update_bias, float)
     assert cli_main(["train", *TINY_FLAGS, "--log-dir", str(tmp_path / "x"), "--gru-update-bias", "nan"]) == 2
     assert "config field gru_update_bias=nan" in capsys.readouterr().err
+
+
+def test_agalite_gate_bias_is_a_flag_and_a_recipe_policy_field(tmp_path):
+    """--agalite-gate-bias -4 and a recipe's "policy": {"agalite_gate_bias": -3} reach PolicyConfig as floats."""
+    from jax_tx.cli.train import build_parser, config_from_args
+
+    flags = [*TINY_FLAGS, "--variant", "agalite", "--agalite-gate-bias", "-4"]
+    assert config_from_args(build_parser().parse_args(flags)).policy.agalite_gate_bias == -4.0
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"variant": "agalite_fast", "policy": {"agalite_gate_bias": -3}}))
+    policy = config_from_args(build_parser().parse_args(["--recipe", str(recipe)])).policy
+    assert policy.agalite_gate_bias == -3.0 and isinstance(policy.agalite_gate_bias, float)

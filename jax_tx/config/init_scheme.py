@@ -3,7 +3,8 @@
 default     each layer keeps its own initialiser (the behaviour before the option existed).
 orthogonal  the official AGaLiTe code's scheme: every Dense / Linear kernel W is orthogonal with gain g,
             i.e. W^T W = g^2 I on its orthogonal side (W W^T = g^2 I when W has more columns than rows),
-            and every Dense bias is 0. The gain of a layer depends only on its name:
+            and every Dense bias is 0 (but the AGaLiTe beta/gamma blocks that `agalite_gate_bias` sets, under
+            either scheme). The gain of a layer depends only on its name:
 
     g = sqrt(2)  every hidden layer: the observation encoder, attention projections (the output projection
                  too), feed-forward layers, the GRU gate matrices W_r U_r W_z U_z W_g U_g (and the fused gate),

@@ -36,6 +36,8 @@ CRITIC_ACTIVATIONS = ("tanh", "relu")
 AGALITE_TICKS = ("jax_tx", "cortex", "official")
 MEMORY_INITS = ("masked", "zeros")
 MEMORY_HOLDS = ("inputs", "outputs")
+GATE_BIAS_FIELDS = ("lstm_forget_bias", "gru_update_bias", "agalite_gate_bias")
+"""Float fields: any finite number; an int (JSON, recipes) is stored as a float."""
 TOKEN_PAD = 0xFF
 """A token whose coordinate byte is 0xFF is padding (Metta pads with three 0xFF bytes)."""
 
@@ -149,6 +151,12 @@ class PolicyConfig:
     """Clamp beta and gamma to [0.05, 0.95] (Metta's stability guard)."""
     clamp_output: bool = False
     """Clamp the fast layer's attention output to [-10, 10] (Metta's fast-mode guard)."""
+    agalite_gate_bias: float = 0.0
+    """Initial bias b of the beta and gamma blocks (3 and 4 of the [H, 5, D] layout) of every AGaLiTe layer's k, q,
+    v, beta, gamma projection (kqvbg; fast mode: the first 5 H D outputs of kqvbgp), every head, any init scheme;
+    the other biases keep their init (0). Retention per step at init: values 1 - sigmoid(b), keys
+    1 - sigmoid(b) sigmoid(p3) (b=0: 0.5 / 0.75; b=-4: 0.98 / 0.99). Metta export refuses b != 0 (Cortex's
+    AGaLiTe projections have no bias)."""
     lstm_hidden: int = 0
     """Recurrent width: the LSTM of lstm / agalite_hybrid / slot and the GRU of gru; 0 means d_model."""
     lstm_forget_bias: float = 1.0
@@ -213,7 +221,7 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if isinstance(self.token_value_norms, list):  # JSON gives lists; keep the config hashable
             object.__setattr__(self, "token_value_norms", tuple(self.token_value_norms))
-        for name in ("lstm_forget_bias", "gru_update_bias"):  # JSON / recipes may give an int such as 3
+        for name in GATE_BIAS_FIELDS:  # JSON / recipes may give an int such as 3
             v = getattr(self, name)
             if isinstance(v, int) and not isinstance(v, bool):
                 object.__setattr__(self, name, float(v))
@@ -271,7 +279,7 @@ def validate(cfg: PolicyConfig) -> None:
         _require(isinstance(v, int) and v > 0, name, v, "must be a positive int")
     _require(isinstance(cfg.d_head, int) and cfg.d_head >= 0, "d_head", cfg.d_head, "must be >= 0")
     _require(isinstance(cfg.lstm_hidden, int) and cfg.lstm_hidden >= 0, "lstm_hidden", cfg.lstm_hidden, "must be >= 0")
-    for name in ("lstm_forget_bias", "gru_update_bias"):
+    for name in GATE_BIAS_FIELDS:
         v = getattr(cfg, name)
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
         _require(ok, name, v, "must be a finite number")

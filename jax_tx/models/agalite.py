@@ -1,7 +1,8 @@
 """AGaLiTe (Pramanik et al., TMLR 2024): approximate gated linear transformer as an RL memory core.
 
 Attention, per head h (letters: B T, R oscillators, H heads, D = d_head, E = eta * D):
-    [k, q, v, b, g] = W_kqvbg a + bias               each [B, T, H, D]   (order k, q, v, beta, gamma)
+    [k, q, v, b, g] = W_kqvbg a + bias               each [B, T, H, D]   (order k, q, v, beta, gamma; the b and g
+                                                     blocks of the bias start at cfg.agalite_gate_bias, the rest at 0)
     [p1, p2, p3]    = W_p a + bias                   each [B, T, H, eta]
     psi(k)  = vec(relu(k) x relu(p1)),  phi(q) = vec(relu(q) x relu(p2))      [B, T, H, E] (index d*eta + e)
     gamma   = vec(sigmoid(g) x sigmoid(p3)),  beta = sigmoid(b)               [B, T, H, E], [B, T, H, D]
@@ -191,6 +192,18 @@ def orthogonal(gain: float):
     return nn.initializers.orthogonal(scale=gain)
 
 
+def kqvbg_bias_init(cfg: PolicyConfig):
+    """Initialiser of the kqvbg bias [5 H D] (or the fused kqvbgp bias [5 H D + 3 H eta]): its first 5 H D entries,
+    laid out [H, 5, D], hold cfg.agalite_gate_bias in blocks 3 (beta) and 4 (gamma) of every head; all else 0."""
+    nh, dh, value = cfg.num_heads, cfg.head_dim, cfg.agalite_gate_bias
+
+    def init(key, shape, dtype):
+        gates = jnp.zeros((nh, 5, dh), dtype).at[:, 3:5].set(value).reshape(-1)
+        return jnp.zeros(shape, dtype).at[: gates.shape[0]].set(gates)
+
+    return init
+
+
 class AGaLiTeAttention(nn.Module):
     cfg: PolicyConfig
 
@@ -200,11 +213,14 @@ class AGaLiTeAttention(nn.Module):
         cfg = self.cfg
         bsz, steps = a.shape[:2]
         nh, dh, eta = cfg.num_heads, cfg.head_dim, cfg.eta
+        bias_init = kqvbg_bias_init(cfg)
         if cfg.agalite_mode == "fast":
-            fused = dense(cfg, 5 * nh * dh + 3 * nh * eta, "kqvbgp", kernel_init=orthogonal(math.sqrt(2)))(a)
+            fused = dense(
+                cfg, 5 * nh * dh + 3 * nh * eta, "kqvbgp", kernel_init=orthogonal(math.sqrt(2)), bias_init=bias_init
+            )(a)
             kqvbg, p = fused[..., : 5 * nh * dh], fused[..., 5 * nh * dh :]
         else:
-            kqvbg = dense(cfg, 5 * nh * dh, "kqvbg", kernel_init=orthogonal(math.sqrt(2)))(a)
+            kqvbg = dense(cfg, 5 * nh * dh, "kqvbg", kernel_init=orthogonal(math.sqrt(2)), bias_init=bias_init)(a)
             p = dense(cfg, 3 * nh * eta, "p", kernel_init=orthogonal(math.sqrt(2)))(a)
         kqvbg, p = kqvbg.reshape(bsz, steps, nh, 5, dh), p.reshape(bsz, steps, nh, 3, eta)
         out, nxt = recurrent_attention(cfg, kqvbg, p, reset, state)

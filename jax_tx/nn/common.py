@@ -113,11 +113,16 @@ def dense_kernel(cfg: PolicyConfig, in_features: int, features: int, name: str) 
     return Kernel(in_features, features, param_dtype(cfg), name=name, **kwargs)()
 
 
-def dense(cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, kernel_init=None) -> nn.Module:
+def dense(
+    cfg: PolicyConfig, features: int, name: str, use_bias: bool = True, kernel_init=None, bias_init=None
+) -> nn.Module:
     """A Dense layer (flax.linen.Dense's parameters and values) whose weight gradient is a plain matmul.
-    Its bias starts at 0; its kernel init is `kernel_init_of(cfg, name, kernel_init)`."""
+    Its bias starts at `bias_init` (None: 0) under every init scheme; its kernel init is
+    `kernel_init_of(cfg, name, kernel_init)`."""
     kernel_init = kernel_init_of(cfg, name, kernel_init)
     kwargs = {} if kernel_init is None else {"kernel_init": kernel_init}
+    if bias_init is not None:
+        kwargs["bias_init"] = bias_init
     return Dense(
         features, use_bias=use_bias, dtype=compute_dtype(cfg), param_dtype=param_dtype(cfg), name=name, **kwargs
     )

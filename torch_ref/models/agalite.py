@@ -1,6 +1,7 @@
 """AGaLiTe memory core (twin of jax_tx/agalite.py; the equations are in that module's docstring).
 
     psi(k) = vec(relu(k) x relu(p1)),  phi(q) = vec(relu(q) x relu(p2)),  gamma = vec(s(g) x s(p3)),  beta = s(b)
+    (the b and g blocks of the kqvbg bias start at cfg.agalite_gate_bias, the rest at 0)
     K~_t[j] = (1-gamma_t)(1-reset_t) K~_{t-1}[j] + cos(omega_j n_t) gamma_t psi(k_t)
     V~_t[j] = (1-beta_t)(1-reset_t) V~_{t-1}[j] + cos(omega_j n_t) beta_t v_t
     s_t     = (1-gamma_t)(1-reset_t) s_{t-1} + gamma_t psi(k_t)
@@ -101,6 +102,16 @@ class AGaLiTeAttention(nn.Module):
             self.p = _orthogonal(nn.Linear(d, 3 * nh * eta), math.sqrt(2))
         self.proj = _orthogonal(nn.Linear(nh * dh, d), 1.0)
         self.drop = nn.Dropout(cfg.dropout)
+        self.init_gate_biases()
+
+    @torch.no_grad()
+    def init_gate_biases(self) -> None:
+        """Blocks 3 (beta) and 4 (gamma) of every head in the first 5 H D bias entries (layout [H, 5, D]) of kqvbg
+        (fast: kqvbgp) = cfg.agalite_gate_bias; apply_init calls it again after zeroing the Linear biases."""
+        cfg = self.cfg
+        nh, dh = cfg.num_heads, cfg.head_dim
+        layer = self.kqvbgp if cfg.agalite_mode == "fast" else self.kqvbg
+        layer.bias[: 5 * nh * dh].view(nh, 5, dh)[:, 3:5] = cfg.agalite_gate_bias
 
     def forward(self, a, reset, state):
         """a [B, T, Dm], reset [B, T] bool, state (one layer's memory) -> (attn [B, T, Dm], next state)."""

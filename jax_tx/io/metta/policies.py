@@ -170,6 +170,11 @@ def _agalite_read(km: K.KeyMap, arch) -> dict:
 
 
 def _agalite_write(tsd: dict, cfg) -> dict:
+    if cfg.agalite_gate_bias != 0:
+        raise MettaError(
+            f"config agalite_gate_bias={cfg.agalite_gate_bias!r} gives the AGaLiTe beta/gamma projections a bias and "
+            f"Cortex's AGaLiTe projections have none, so not exportable (export needs agalite_gate_bias=0.0)"
+        )
     out = _cortex_common_write(tsd, cfg)
     for i in range(cfg.num_layers):
         src, dst = f"core.layers.{i}.attn.", _block(i) + "cell."
