@@ -221,6 +221,11 @@ def steps_to(success, threshold: float, steps_per_iteration: int, window: int = 
     return None if hit.size == 0 else int((ended[hit[0] + window - 1] + 1) * steps_per_iteration)
 
 
+def steps_text(to90: list[int | None]) -> str:
+    """The runs.csv steps_to_0.9 cell: one entry per seed, '-' where the seed never reached 0.9."""
+    return " ".join("-" if x is None else str(x) for x in to90)
+
+
 def curve_path(task: str, variant: str, tag: str) -> Path:
     """results/suite/<task>/<variant>[.<tag>].csv: per-iteration training success per seed (':' -> '-')."""
     return RESULTS / task / f"{variant}{'.' + tag.replace(':', '-') if tag else ''}.csv"
@@ -243,11 +248,12 @@ def restate_steps_to() -> int:
             data = np.genfromtxt(path, delimiter=",", names=True)
             spi = int(data["env_steps"][0])
             to90 = [steps_to(data[name], 0.9, spi) for name in data.dtype.names[1:]]
-            text = " ".join("-" if x is None else str(x) for x in to90)
+            text = steps_text(to90)
             if text != row["steps_to_0.9"]:
                 row["steps_to_0.9"] = text
                 changed += 1
-        write_rows(RESULTS / "runs.csv", rows)
+        if changed:
+            write_rows(RESULTS / "runs.csv", rows)
     return changed
 
 
@@ -298,7 +304,7 @@ def run_suite(
         "final_success": " ".join(f"{x:.3f}" for x in final),
         "greedy_success": " ".join(f"{x:.3f}" for x in greedy),
         "final_return": " ".join(f"{x:.3f}" for x in final_return),
-        "steps_to_0.9": " ".join("-" if x is None else str(x) for x in to90),
+        "steps_to_0.9": steps_text(to90),
         "sps": round(out["sps"]) if out["sps"] == out["sps"] else "",
         "wall_s": round(out["wall_s"], 1),
         "machine": machine_line(),

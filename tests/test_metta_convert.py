@@ -223,5 +223,6 @@ def test_export_refuses_a_nonzero_agalite_gate_bias(tmp_path, capsys):
     capsys.readouterr()
     assert main([str(tmp_path / "native"), str(tmp_path / "out"), "--to", "metta"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "agalite_gate_bias=-4.0" in err and "projections have none" in err and "\n" not in err, err
+    assert "kqvbg.bias is not zero (config agalite_gate_bias=-4.0" in err and "have no bias" in err, err
+    assert "\n" not in err
     assert not (tmp_path / "out").exists()

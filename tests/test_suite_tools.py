@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -114,3 +115,6 @@ def test_restate_steps_to_recomputes_from_the_curves_in_place(tmp_path, monkeypa
     with open(tmp_path / "runs.csv", newline="") as f:
         got = list(csv.DictReader(f))
     assert [r["steps_to_0.9"] for r in got] == ["90 -", "7"]  # 5th ended iteration is index 8; order kept
+    os.utime(tmp_path / "runs.csv", ns=(0, 0))
+    assert suite.restate_steps_to() == 0  # already restated: nothing changes, and the file is not rewritten
+    assert (tmp_path / "runs.csv").stat().st_mtime_ns == 0

@@ -170,17 +170,16 @@ def _agalite_read(km: K.KeyMap, arch) -> dict:
 
 
 def _agalite_write(tsd: dict, cfg) -> dict:
-    if cfg.agalite_gate_bias != 0:
-        raise MettaError(
-            f"config agalite_gate_bias={cfg.agalite_gate_bias!r} gives the AGaLiTe beta/gamma projections a bias and "
-            f"Cortex's AGaLiTe projections have none, so not exportable (export needs agalite_gate_bias=0.0)"
-        )
+    # the likely cause of a non-zero bias, named in the refusal: a config that starts the beta/gamma blocks off zero
+    cause = f" (config agalite_gate_bias={cfg.agalite_gate_bias!r} starts it there)" if cfg.agalite_gate_bias else ""
     out = _cortex_common_write(tsd, cfg)
     for i in range(cfg.num_layers):
         src, dst = f"core.layers.{i}.attn.", _block(i) + "cell."
         for b in ("kqvbg.bias", "p.bias"):
             if np.any(tsd[src + b]):
-                raise MettaError(f"{src}{b} is not zero; Cortex's AGaLiTe projections have no bias, so not exportable")
+                raise MettaError(
+                    f"{src}{b} is not zero{cause}; Cortex's AGaLiTe projections have no bias, so not exportable"
+                )
         out[f"{dst}kqvbg_proj.weight"], out[f"{dst}p123_proj.weight"] = tsd[f"{src}kqvbg.weight"], tsd[f"{src}p.weight"]
         out[f"{dst}out_proj.weight"], out[f"{dst}out_proj.bias"] = tsd[f"{src}proj.weight"], tsd[f"{src}proj.bias"]
         out[f"{dst}omegas"] = np.linspace(-np.pi, np.pi, cfg.num_oscillators).astype(np.float32)
