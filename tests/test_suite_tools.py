@@ -65,6 +65,9 @@ def test_choose_keeps_a_sweep_point_only_when_it_beats_the_base(tmp_path, monkey
     assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
     write_runs(tmp_path / "runs.csv", [base, worse])
     assert suite_sweep.choose() == {}
+    on_default = [{**r, "task": "default"} for r in (base, better)]  # recipes/default.json is never overridden
+    write_runs(tmp_path / "runs.csv", on_default)
+    assert suite_sweep.choose() == {}
 
 
 def test_choose_keeps_a_larger_budget_against_the_full_budget_base_only(tmp_path, monkeypatch):
