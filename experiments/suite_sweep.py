@@ -5,7 +5,8 @@
 
 Each point is one experiments/learning_suite.py run tagged "sweep:<axis>=<name>" (its own row in
 results/suite/runs.csv, seeds trained together). --choose scores every (task, variant)'s points by mean greedy
-success, then mean final training success, then fewer median steps to 0.9, keeps a point only if it beats the
+success, then mean final training success, then the smaller budget (env steps trained), then fewer median steps
+to 0.9 (each of the two means rounded to 0.01), keeps a point only if it beats the
 base recipe (its "sweep:base" row, or the untagged row when the points ran at full budget and seeds, e.g.
 `learning_suite.py --tag sweep:bptt=128 --set ppo.bptt_horizon=128`), and writes
 experiments/recipes/suite/choices.json, which learning_suite.recipe() applies on top of the base tables.
@@ -64,7 +65,8 @@ def score(row: dict) -> tuple:
     final = [float(x) for x in row["final_success"].split()]
     hits = [int(x) for x in row["steps_to_0.9"].split() if x != "-"]
     to90 = statistics.median(hits) if len(hits) == len(final) else float("inf")
-    return (round(statistics.fmean(greedy), 2), round(statistics.fmean(final), 2), -to90)
+    budget = int(row["env_steps"]) if row.get("env_steps") else 0
+    return (round(statistics.fmean(greedy), 2), round(statistics.fmean(final), 2), -budget, -to90)
 
 
 def choose() -> dict:

@@ -82,6 +82,19 @@ def test_choose_keeps_a_larger_budget_against_the_full_budget_base_only(tmp_path
     assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
 
 
+def test_choose_prefers_the_smaller_budget_among_equally_good_points(tmp_path, monkeypatch):
+    """Two points that both solve every seed: the one at the task's budget wins over one at twice it, though
+    the longer run reaches 0.9 in fewer steps (a doubled budget is chosen only where it is needed)."""
+    monkeypatch.setattr(suite, "RESULTS", tmp_path)
+    base = {**run_row("", "0.5 0.5", "0.5 0.5", "- -"), "env_steps": "800000"}
+    wide = {**run_row("sweep:hidden=64", "1.0 1.0", "1.0 0.996", "500000 520000", '{"policy.lstm_hidden": 64}'),
+            "env_steps": "800000"}  # fmt: skip
+    longer = {**run_row("sweep:budget=2", "1.0 1.0", "1.0 1.0", "300000 310000", '{"total_steps": 1600000}'),
+              "env_steps": "1600000"}  # fmt: skip
+    write_runs(tmp_path / "runs.csv", [base, wide, longer])
+    assert suite_sweep.choose()["t__v"]["from"] == "sweep:hidden=64"
+
+
 def test_longest_solved_names_the_longest_rung_every_seed_solves():
     import suite_report
 
