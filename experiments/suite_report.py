@@ -98,8 +98,12 @@ def solved_summary(rows: list[dict], choices: dict) -> list[str]:
     return lines
 
 
-LADDERS = {"T-Maze": ("tmaze10", "tmaze50", "tmaze100"), "MemoryChain": ("memchain16", "memchain64", "memchain256")}
-"""The graded rungs whose memory span grows: corridor 10 / 50 / 100, memory_length 16 / 64 / 256."""
+LADDERS = {
+    "T-Maze": ("tmaze10", "tmaze50", "tmaze100"),
+    "MemoryChain": ("memchain16", "memchain64", "memchain256"),
+    "RepeatPrevious": ("repeat4", "repeat16"),
+}
+"""The graded rungs whose memory span grows: corridor 10 / 50 / 100, memory_length 16 / 64 / 256, k = 4 / 16."""
 
 
 def solves(r: dict, min_seeds: int = 3) -> bool:
