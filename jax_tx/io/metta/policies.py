@@ -177,8 +177,9 @@ def _agalite_write(tsd: dict, cfg) -> dict:
         src, dst = f"core.layers.{i}.attn.", _block(i) + "cell."
         for b in ("kqvbg.bias", "p.bias"):
             if np.any(tsd[src + b]):
+                why = cause if b == "kqvbg.bias" else ""  # the gate bias sits in kqvbg only
                 raise MettaError(
-                    f"{src}{b} is not zero{cause}; Cortex's AGaLiTe projections have no bias, so not exportable"
+                    f"{src}{b} is not zero{why}; Cortex's AGaLiTe projections have no bias, so not exportable"
                 )
         out[f"{dst}kqvbg_proj.weight"], out[f"{dst}p123_proj.weight"] = tsd[f"{src}kqvbg.weight"], tsd[f"{src}p.weight"]
         out[f"{dst}out_proj.weight"], out[f"{dst}out_proj.bias"] = tsd[f"{src}proj.weight"], tsd[f"{src}proj.bias"]
