@@ -65,8 +65,7 @@ def score(row: dict) -> tuple:
     final = [float(x) for x in row["final_success"].split()]
     hits = [int(x) for x in row["steps_to_0.9"].split() if x != "-"]
     to90 = statistics.median(hits) if len(hits) == len(final) else float("inf")
-    budget = int(row["env_steps"]) if row.get("env_steps") else 0
-    return (round(statistics.fmean(greedy), 2), round(statistics.fmean(final), 2), -budget, -to90)
+    return (round(statistics.fmean(greedy), 2), round(statistics.fmean(final), 2), -int(row["env_steps"]), -to90)
 
 
 def choose() -> dict:

@@ -106,10 +106,11 @@ def fingerprint(named: dict[str, np.ndarray]) -> tuple[str, tuple[float, ...], f
     (name, dtype, shape) list, compared exactly. With x the float64 concatenation of every array in name order,
     projections p_k = sum_i x_i cos(k i PHI) for k = 1..4 (i = 1..n) and mass = sum_i |x_i|, compared to
     RTOL * mass: last-bit rounding moves them by ~1e-8 of the mass, a different initialiser by far more."""
+    keys = sorted(named)
     h = hashlib.sha256()
-    for k in sorted(named):
+    for k in keys:
         h.update(f"{k}|{named[k].dtype}|{named[k].shape};".encode())
-    x = np.concatenate([np.ravel(named[k]).astype(np.float64) for k in sorted(named)])
+    x = np.concatenate([np.ravel(named[k]).astype(np.float64) for k in keys])
     i = np.arange(1, x.size + 1, dtype=np.float64)
     return h.hexdigest()[:16], tuple(float(x @ np.cos(k * i * PHI)) for k in range(1, 5)), float(np.abs(x).sum())
 

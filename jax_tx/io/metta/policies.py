@@ -170,14 +170,14 @@ def _agalite_read(km: K.KeyMap, arch) -> dict:
 
 
 def _agalite_write(tsd: dict, cfg) -> dict:
-    # the likely cause of a non-zero bias, named in the refusal: a config that starts the beta/gamma blocks off zero
-    cause = f" (config agalite_gate_bias={cfg.agalite_gate_bias!r} starts it there)" if cfg.agalite_gate_bias else ""
     out = _cortex_common_write(tsd, cfg)
     for i in range(cfg.num_layers):
         src, dst = f"core.layers.{i}.attn.", _block(i) + "cell."
         for b in ("kqvbg.bias", "p.bias"):
             if np.any(tsd[src + b]):
-                why = cause if b == "kqvbg.bias" else ""  # the gate bias sits in kqvbg only
+                # a config gate bias (beta/gamma blocks of kqvbg only) is the likely cause: name it
+                set_by = cfg.agalite_gate_bias and b == "kqvbg.bias"
+                why = f" (config agalite_gate_bias={cfg.agalite_gate_bias!r} starts it there)" if set_by else ""
                 raise MettaError(
                     f"{src}{b} is not zero{why}; Cortex's AGaLiTe projections have no bias, so not exportable"
                 )
