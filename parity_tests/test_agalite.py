@@ -21,6 +21,8 @@ CONFIGS = {
     "agalite_optimized": preset("agalite_optimized", **SMALL),
     "agalite_hybrid": preset("agalite_hybrid", **SMALL, lstm_hidden=12),
     "eta5_r3_clamped_gates": preset("agalite", **SMALL, eta=5, num_oscillators=3, clamp_gates=True),
+    "eluplus1_kernel": preset("agalite", **SMALL, agalite_kernel="eluplus1"),
+    "fast_eluplus1_gates-4": preset("agalite_fast", **SMALL, agalite_kernel="eluplus1", agalite_gate_bias=-4.0),
 }
 NAMES = list(CONFIGS)
 
@@ -64,6 +66,26 @@ def test_forward_parity_with_orthogonal_init(name):
     layer's memory to ~12, where float32 rounding alone left the twins 2.3e-5 apart on one Xeon (24 ulp, over an
     absolute 1e-5) and under it on an EPYC; in float64 they agree to ~3e-14, which a wrong equation would not."""
     h.check_forward_parity(CONFIGS[name].replace(init="orthogonal", dtype="float64"), h.FP64_TOL)
+
+
+@pytest.mark.parametrize("kernel,zero_feature", [("relu", 0.0), ("eluplus1", 1.0)])
+def test_feature_maps_of_a_zero_projection(kernel, zero_feature):
+    """An all-zero key/query projection: relu gives psi = phi = 0 (the query reads nothing), elu + 1 gives 1 in
+    every feature, in both twins; a negative pre-activation -1 gives exp(-1) under elu + 1."""
+    cfg = CONFIGS["agalite"].replace(agalite_kernel=kernel, dtype="float64")
+    d, eta = cfg.d_head, cfg.eta
+    kqvbg = np.zeros((1, 1, cfg.num_heads, 5, d))
+    kqvbg[..., 1, 0] = -1.0  # one query coordinate negative
+    p = np.zeros((1, 1, cfg.num_heads, 3, eta))
+    with jax.enable_x64(True):
+        psi_j, phi_j, *_ = jag.feature_maps(cfg, jnp.asarray(kqvbg), jnp.asarray(p))
+        psi_j, phi_j = np.asarray(psi_j), np.asarray(phi_j)
+    psi_t, phi_t, *_ = (x.numpy() for x in tag.feature_maps(cfg, torch.from_numpy(kqvbg), torch.from_numpy(p)))
+    expect_phi = np.full((1, 1, cfg.num_heads, d * eta), zero_feature ** 2)
+    expect_phi[..., :eta] = (np.exp(-1.0) if kernel == "eluplus1" else 0.0) * zero_feature
+    for psi, phi in ((psi_j, phi_j), (psi_t, phi_t)):
+        np.testing.assert_allclose(psi, np.full_like(psi, zero_feature ** 2), atol=1e-15)
+        np.testing.assert_allclose(phi, expect_phi, atol=1e-15)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -58,6 +58,7 @@ def test_token_value_norms_round_trip_as_a_hashable_tuple():
         ({"ff_activation": "tanh"}, r"ff_activation='tanh': must be one of"),
         ({"critic_activation": "gelu"}, r"critic_activation='gelu'"),
         ({"agalite_tick": "metta"}, r"agalite_tick='metta'"),
+        ({"agalite_kernel": "softplus"}, r"agalite_kernel='softplus': must be one of \('relu', 'eluplus1'\)"),
         ({"memory_init": "random"}, r"memory_init='random'"),
         ({"memory_holds": "both"}, r"memory_holds='both'"),
         ({"actor_layers": 0}, r"actor_layers=0: must be 1..8"),

@@ -34,6 +34,7 @@ ENCODERS = ("mlp", "tokens")
 FF_ACTIVATIONS = ("relu", "gelu", "silu")
 CRITIC_ACTIVATIONS = ("tanh", "relu")
 AGALITE_TICKS = ("jax_tx", "cortex", "official")
+AGALITE_KERNELS = ("relu", "eluplus1")
 MEMORY_INITS = ("masked", "zeros")
 MEMORY_HOLDS = ("inputs", "outputs")
 GATE_BIAS_FIELDS = ("lstm_forget_bias", "gru_update_bias", "agalite_gate_bias")
@@ -167,6 +168,11 @@ class PolicyConfig:
     """Initial update (z) block of bias_ih_l0 in every GRU layer (gru; other blocks and bias_hh stay 0), any init
     scheme: h' = (1 - z) n + z h keeps sigmoid(b) of h per step at init (b=0: 0.5); the LSTM's T-Maze runs
     above are why a positive b can help."""
+    agalite_kernel: str = "relu"
+    """Feature-map activation f in psi(k) = vec(f(k) x f(p1)), phi(q) = vec(f(q) x f(p2)). relu: the paper's
+    (official code, Cortex); eluplus1: f(x) = elu(x) + 1 > 0 (Metta's pre-Cortex AGaLiTe default), so no query
+    or key is ever all zero (a relu query is 0 on an all-zero observation: experiments/SUITE.md). Metta export
+    refuses eluplus1 (Cortex's AGaLiTe has relu only)."""
     agalite_tick: str = "jax_tx"
     """Oscillator step n_t. jax_tx: 1 at an episode's first step (reset restarts it). official: 1 at the first
     step of fresh memory, never reset by `reset`. cortex: 2 at the first step of fresh memory (tick starts at
@@ -311,6 +317,7 @@ def validate(cfg: PolicyConfig) -> None:
         ("ff_activation", FF_ACTIVATIONS),
         ("critic_activation", CRITIC_ACTIVATIONS),
         ("agalite_tick", AGALITE_TICKS),
+        ("agalite_kernel", AGALITE_KERNELS),
         ("memory_init", MEMORY_INITS),
         ("memory_holds", MEMORY_HOLDS),
         ("init", INITS),

@@ -4,7 +4,8 @@ Attention, per head h (letters: B T, R oscillators, H heads, D = d_head, E = eta
     [k, q, v, b, g] = W_kqvbg a + bias               each [B, T, H, D]   (order k, q, v, beta, gamma; the b and g
                                                      blocks of the bias start at cfg.agalite_gate_bias, the rest at 0)
     [p1, p2, p3]    = W_p a + bias                   each [B, T, H, eta]
-    psi(k)  = vec(relu(k) x relu(p1)),  phi(q) = vec(relu(q) x relu(p2))      [B, T, H, E] (index d*eta + e)
+    psi(k)  = vec(f(k) x f(p1)),  phi(q) = vec(f(q) x f(p2))      [B, T, H, E] (index d*eta + e)
+              f = relu (agalite_kernel "relu", the paper's) or elu + 1 ("eluplus1", Metta's pre-Cortex default)
     gamma   = vec(sigmoid(g) x sigmoid(p3)),  beta = sigmoid(b)               [B, T, H, E], [B, T, H, D]
     c_t[j]  = cos(omega_j n_t),  omega = linspace(-pi, pi, R),  n_t = step of the episode (1 at its first step;
               agalite_tick "official": steps since fresh memory, from 1; "cortex": from 2; neither restarts at a reset)
@@ -135,6 +136,11 @@ def outer_flat(a, b) -> jnp.ndarray:
     return (a[..., :, None] * b[..., None, :]).reshape(*a.shape[:-1], a.shape[-1] * b.shape[-1])
 
 
+def feature_activation(cfg: PolicyConfig):
+    """f of the feature maps: relu(x), or elu(x) + 1 (cfg.agalite_kernel "eluplus1")."""
+    return nn.relu if cfg.agalite_kernel == "relu" else (lambda x: nn.elu(x) + 1.0)
+
+
 def feature_maps(cfg: PolicyConfig, kqvbg, p):
     """kqvbg [B, T, H, 5, D], p [B, T, H, 3, eta] -> psi(k), phi(q), v, beta, gamma."""
     k, q, v, b, g = (kqvbg[..., i, :] for i in range(5))
@@ -142,8 +148,9 @@ def feature_maps(cfg: PolicyConfig, kqvbg, p):
     beta, gate = nn.sigmoid(b), nn.sigmoid(g)
     if cfg.clamp_gates:
         beta, gate = jnp.clip(beta, *GATE_CLAMP), jnp.clip(gate, *GATE_CLAMP)
-    psi = outer_flat(nn.relu(k), nn.relu(p1))
-    phi = outer_flat(nn.relu(q), nn.relu(p2))
+    f = feature_activation(cfg)
+    psi = outer_flat(f(k), f(p1))
+    phi = outer_flat(f(q), f(p2))
     gamma = outer_flat(gate, nn.sigmoid(p3))
     return psi, phi, v, beta, gamma
 

@@ -1,6 +1,7 @@
 """AGaLiTe memory core (twin of jax_tx/agalite.py; the equations are in that module's docstring).
 
-    psi(k) = vec(relu(k) x relu(p1)),  phi(q) = vec(relu(q) x relu(p2)),  gamma = vec(s(g) x s(p3)),  beta = s(b)
+    psi(k) = vec(f(k) x f(p1)),  phi(q) = vec(f(q) x f(p2)),  gamma = vec(s(g) x s(p3)),  beta = s(b)
+    f = relu, or elu + 1 (cfg.agalite_kernel "eluplus1")
     (the b and g blocks of the kqvbg bias start at cfg.agalite_gate_bias, the rest at 0)
     K~_t[j] = (1-gamma_t)(1-reset_t) K~_{t-1}[j] + cos(omega_j n_t) gamma_t psi(k_t)
     V~_t[j] = (1-beta_t)(1-reset_t) V~_{t-1}[j] + cos(omega_j n_t) beta_t v_t
@@ -20,6 +21,7 @@ import math
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from jax_tx.config import PolicyConfig
 from torch_ref.nn.common import layer_norm, torch_dtype
@@ -56,6 +58,11 @@ def outer_flat(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a[..., :, None] * b[..., None, :]).flatten(-2)
 
 
+def feature_activation(cfg: PolicyConfig):
+    """f of the feature maps: relu(x), or elu(x) + 1 (cfg.agalite_kernel "eluplus1")."""
+    return torch.relu if cfg.agalite_kernel == "relu" else (lambda x: F.elu(x) + 1.0)
+
+
 def feature_maps(cfg: PolicyConfig, kqvbg: torch.Tensor, p: torch.Tensor):
     """kqvbg [B, T, H, 5, D], p [B, T, H, 3, eta] -> psi(k), phi(q), v, beta, gamma."""
     k, q, v, b, g = kqvbg.unbind(-2)
@@ -63,8 +70,9 @@ def feature_maps(cfg: PolicyConfig, kqvbg: torch.Tensor, p: torch.Tensor):
     beta, gate = torch.sigmoid(b), torch.sigmoid(g)
     if cfg.clamp_gates:
         beta, gate = beta.clamp(*GATE_CLAMP), gate.clamp(*GATE_CLAMP)
-    psi = outer_flat(torch.relu(k), torch.relu(p1))
-    phi = outer_flat(torch.relu(q), torch.relu(p2))
+    f = feature_activation(cfg)
+    psi = outer_flat(f(k), f(p1))
+    phi = outer_flat(f(q), f(p2))
     gamma = outer_flat(gate, torch.sigmoid(p3))
     return psi, phi, v, beta, gamma
 
