@@ -87,6 +87,12 @@ def sweep_choice(task: str, variant: str) -> dict:
     return choices.get(f"{task}__{variant}", {}).get("overrides", {})
 
 
+def row_overrides(task: str, variant: str, overrides: dict) -> dict:
+    """What a row ran with on top of the base tables: the recipe's sweep choice (choices.json), then `overrides`
+    (--set) over it, so suite_sweep.choose can make a chosen row's recipe whole again."""
+    return {**sweep_choice(task, variant), **overrides}
+
+
 def horizon_sizes(variant: str, horizon: int) -> tuple[dict, int]:
     """(policy memory fields, BPTT horizon) sized to the task: the XL memory and sliding cache cover `horizon`
     steps; recurrent cores (lstm, gru) get a BPTT horizon >= horizon (a power of two, 16..256), attention cores 16
@@ -298,7 +304,7 @@ def run_suite(
         "task": task,
         "variant": variant,
         "tag": tag,
-        "overrides": json.dumps(overrides, sort_keys=True),
+        "overrides": json.dumps(row_overrides(task, variant, overrides), sort_keys=True),
         "seeds": " ".join(map(str, seeds)),
         "env_steps": out["success"].shape[1] * spi,  # the iterations trained (whole calls), not num_iterations
         "final_success": " ".join(f"{x:.3f}" for x in final),

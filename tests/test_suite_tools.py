@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
@@ -35,6 +36,16 @@ def test_overrides_reach_nested_fields_and_leave_the_recipe_alone():
     assert base["ppo"]["learning_rate"] == 1e-3 and "init" not in base["policy"]
     with pytest.raises(SystemExit):
         suite.parse_set(["no-equals-sign"])
+
+
+def test_a_row_records_the_sweep_choice_under_its_own_overrides(tmp_path, monkeypatch):
+    """A row's overrides are the recipe's choice plus --set (which wins), so choosing that row keeps the choice."""
+    choices = tmp_path / "choices.json"
+    choices.write_text('{"t__v": {"from": "sweep:x", "overrides": {"ppo.bptt_horizon": 256, "policy.eta": 2}}}')
+    monkeypatch.setattr(suite, "CHOICES", choices)
+    got = suite.row_overrides("t", "v", {"policy.eta": 4})
+    assert got == {"ppo.bptt_horizon": 256, "policy.eta": 4}
+    assert suite.row_overrides("t", "other", {"policy.eta": 4}) == {"policy.eta": 4}
 
 
 def test_recurrent_cores_get_a_bptt_horizon_covering_the_task():
@@ -133,3 +144,40 @@ def test_restate_steps_to_recomputes_from_the_curves_in_place(tmp_path, monkeypa
     os.utime(tmp_path / "runs.csv", ns=(0, 0))
     assert suite.restate_steps_to() == 0  # already restated: nothing changes, and the file is not rewritten
     assert (tmp_path / "runs.csv").stat().st_mtime_ns == 0
+
+
+def test_dead_features_find_the_head_whose_query_feature_projection_is_negative():
+    """agalite_dead_features reads the projections each AGaLiTe layer sows: with head 0's p2 bias at -1e3 in
+    layer 0, relu(p2) = 0, so that head's phi(q) is zero on every step (fraction 1, from < 1 unedited), while
+    layer 0's keys and head 1's queries are exactly as before."""
+    import jax
+    import jax.numpy as jnp
+
+    import agalite_dead_features as adf
+    from jax_tx.config import preset
+    from jax_tx.models import agalite
+    from jax_tx.models.policy import initial_memory, make_policy
+
+    cfg = preset("agalite_fast", 3, 2, d_model=16, num_layers=2, num_heads=2, d_head=8, d_ff=32, eta=2)
+    model = make_policy(cfg)
+    obs = jax.random.normal(jax.random.PRNGKey(0), (4, 6, 3))
+    reset = jnp.zeros((4, 6), bool).at[:, 0].set(True)
+    params = model.init(jax.random.PRNGKey(1), obs, reset, initial_memory(cfg, 4))
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    path0 = next(p for p, _ in flat if "kqvbgp" in jax.tree_util.keystr(p) and "bias" in str(p[-1]))  # layer 0
+    p2_head0 = 5 * cfg.num_heads * cfg.head_dim + cfg.eta  # [H, 3, eta] after the kqvbg block: head 0, block p2
+    edited = jax.tree_util.tree_map_with_path(
+        lambda p, x: x.at[p2_head0 : p2_head0 + cfg.eta].set(-1e3) if p == path0 else x, params
+    )
+
+    def dead(prm):
+        _, found = model.apply(prm, obs, reset, initial_memory(cfg, 4), mutable=["intermediates"])
+        layers = list(adf.attention_intermediates(found["intermediates"]).values())
+        assert len(layers) == 2
+        kqvbg, p = layers[0]
+        psi, phi, *_ = agalite.feature_maps(cfg, kqvbg, p)
+        return adf.zero_fraction(np.asarray(phi)), adf.zero_fraction(np.asarray(psi))
+
+    (q0, k0), (q1, k1) = dead(params), dead(edited)
+    assert q0[0] < 1.0 and q1[0] == 1.0, (q0, q1)
+    assert q1[1] == q0[1] and np.array_equal(k1, k0)
