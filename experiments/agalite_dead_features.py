@@ -78,11 +78,11 @@ def dead_rows(task: str, variant: str, seed: int, overrides: dict) -> list[dict]
 
 
 def attention_intermediates(tree, path: str = "") -> dict:
-    """{module path: (kqvbg, p)} for every AGaLiTeAttention that sowed its projections."""
+    """{module path: (kqvbg, p)} for every AGaLiTeAttention that sowed its projections ("feature_inputs")."""
     out = {}
     for name, sub in tree.items():
-        if name == "kqvbg":
-            out[path] = (sub[0], tree["p"][0])
+        if name == "feature_inputs":
+            out[path] = sub[0]  # sow keeps a tuple of every value sown under the name: one call, one value
         elif isinstance(sub, dict):
             out.update(attention_intermediates(sub, f"{path}/{name}"))
     return out

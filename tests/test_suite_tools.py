@@ -146,7 +146,8 @@ def test_restate_steps_to_recomputes_from_the_curves_in_place(tmp_path, monkeypa
     assert (tmp_path / "runs.csv").stat().st_mtime_ns == 0
 
 
-def test_dead_features_find_the_head_whose_query_feature_projection_is_negative():
+@pytest.mark.parametrize("variant", ["agalite", "agalite_fast"])
+def test_dead_features_find_the_head_whose_query_feature_projection_is_negative(variant):
     """agalite_dead_features reads the projections each AGaLiTe layer sows: with head 0's p2 bias at -1e3 in
     layer 0, relu(p2) = 0, so that head's phi(q) is zero on every step (fraction 1, from < 1 unedited), while
     layer 0's keys and head 1's queries are exactly as before."""
@@ -158,14 +159,17 @@ def test_dead_features_find_the_head_whose_query_feature_projection_is_negative(
     from jax_tx.models import agalite
     from jax_tx.models.policy import initial_memory, make_policy
 
-    cfg = preset("agalite_fast", 3, 2, d_model=16, num_layers=2, num_heads=2, d_head=8, d_ff=32, eta=2)
+    cfg = preset(variant, 3, 2, d_model=16, num_layers=2, num_heads=2, d_head=8, d_ff=32, eta=2)
     model = make_policy(cfg)
     obs = jax.random.normal(jax.random.PRNGKey(0), (4, 6, 3))
     reset = jnp.zeros((4, 6), bool).at[:, 0].set(True)
     params = model.init(jax.random.PRNGKey(1), obs, reset, initial_memory(cfg, 4))
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
-    path0 = next(p for p, _ in flat if "kqvbgp" in jax.tree_util.keystr(p) and "bias" in str(p[-1]))  # layer 0
-    p2_head0 = 5 * cfg.num_heads * cfg.head_dim + cfg.eta  # [H, 3, eta] after the kqvbg block: head 0, block p2
+    # the p bias, [H, 3, eta]: its own Dense "p" (standard) or after the kqvbg block of the fused "kqvbgp" (fast)
+    name, p2_head0 = ("['kqvbgp']", 5 * cfg.num_heads * cfg.head_dim + cfg.eta) if variant == "agalite_fast" else (
+        "['p']", cfg.eta
+    )
+    path0 = next(p for p, _ in flat if name in jax.tree_util.keystr(p) and "bias" in str(p[-1]))  # layer 0
     edited = jax.tree_util.tree_map_with_path(
         lambda p, x: x.at[p2_head0 : p2_head0 + cfg.eta].set(-1e3) if p == path0 else x, params
     )
