@@ -3,8 +3,9 @@
     python experiments/memory_probe.py --variant agalite gru --length 16 64 --final-obs zero flag --seeds 0 1
 
 Each sequence mirrors gymnax MemoryChain-bsuite (memory_length L, one bit): obs_t = [1 - t/L, 0, c if t = 0],
-t = 0..L, so obs_L = [0, 0, 0] is all zeros exactly as at MemoryChain's decision step; `--final-obs flag` sets
-obs_L[1] = 1 instead (a non-zero decision-step observation, nothing else changed). The policy (the suite's sizes,
+t = 0..L, so obs_L = [0, 0, 0] is all zeros (`--final-obs zero`, stricter than MemoryChain: gymnax's decision
+step shows the time feature 1/L, `--final-obs gymnax` sets obs_L = [1/L, 0, 0]); `--final-obs flag` sets
+obs_L[1] = 1 instead (a clearly non-zero decision-step observation, nothing else changed). The policy (the suite's sizes,
 `learning_suite.SMALL` + `VARIANT_POLICY`) is trained with Adam on the cross-entropy of its step-L logits against
 c: loss = -log softmax(logits_L)[c], fresh sequences of 64 every step, memory reset at t = 0.
 
@@ -39,7 +40,10 @@ def probe_config(variant: str, length: int, overrides: dict):
     return PolicyConfig(variant=variant, obs_dim=3, num_actions=2, **fields)
 
 
-def sequences(key, length: int, final_flag: bool):
+FINAL_OBS = ("zero", "flag", "gymnax")
+
+
+def sequences(key, length: int, final_obs: str):
     """(obs [B, L+1, 3], reset [B, L+1], cue class c [B]) as in the module docstring."""
     import jax
     import jax.numpy as jnp
@@ -47,12 +51,14 @@ def sequences(key, length: int, final_flag: bool):
     c = jax.random.bernoulli(key, 0.5, (BATCH,)).astype(jnp.int32)
     t = jnp.arange(length + 1)
     obs = jnp.zeros((BATCH, length + 1, 3)).at[:, :, 0].set(1.0 - t / length)
-    obs = obs.at[:, 0, 2].set(2.0 * c - 1.0).at[:, length, 1].set(1.0 if final_flag else 0.0)
+    obs = obs.at[:, 0, 2].set(2.0 * c - 1.0).at[:, length, 1].set(1.0 if final_obs == "flag" else 0.0)
+    if final_obs == "gymnax":
+        obs = obs.at[:, length, 0].set(1.0 / length)
     reset = jnp.zeros((BATCH, length + 1), bool).at[:, 0].set(True)
     return obs, reset, c
 
 
-def run_probe(variant: str, length: int, final_flag: bool, seed: int, steps: int, lr: float, overrides: dict) -> dict:
+def run_probe(variant: str, length: int, final_obs: str, seed: int, steps: int, lr: float, overrides: dict) -> dict:
     import jax
     import optax
 
@@ -61,7 +67,7 @@ def run_probe(variant: str, length: int, final_flag: bool, seed: int, steps: int
     cfg = probe_config(variant, length, overrides)
     model = make_policy(cfg)
     key = jax.random.PRNGKey(seed)
-    obs, reset, _ = sequences(key, length, final_flag)
+    obs, reset, _ = sequences(key, length, final_obs)
     params = model.init(key, obs, reset, initial_memory(cfg, BATCH))
 
     def logits_last(p, obs, reset):
@@ -82,7 +88,7 @@ def run_probe(variant: str, length: int, final_flag: bool, seed: int, steps: int
 
     @jax.jit
     def update(p, opt_state, key):
-        obs, reset, c = sequences(key, length, final_flag)
+        obs, reset, c = sequences(key, length, final_obs)
         (_, acc), g = jax.value_and_grad(loss_fn, has_aux=True)(p, obs, reset, c)
         upd, opt_state = opt.update(g, opt_state, p)
         return optax.apply_updates(p, upd), opt_state, acc
@@ -96,7 +102,7 @@ def run_probe(variant: str, length: int, final_flag: bool, seed: int, steps: int
     return {
         "variant": variant,
         "length": length,
-        "final_obs": "flag" if final_flag else "zero",
+        "final_obs": final_obs,
         "overrides": json.dumps(overrides, sort_keys=True),
         "seed": seed,
         "steps": steps,
@@ -112,7 +118,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", nargs="+", default=["agalite", "agalite_fast", "gru", "lstm", "trxl"])
     ap.add_argument("--length", nargs="+", type=int, default=[16, 64])
-    ap.add_argument("--final-obs", nargs="+", choices=["zero", "flag"], default=["zero", "flag"])
+    ap.add_argument("--final-obs", nargs="+", choices=FINAL_OBS, default=["zero", "flag"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -124,7 +130,7 @@ def main(argv=None) -> int:
         for length in args.length:
             for final in args.final_obs:
                 for seed in args.seeds:
-                    row = run_probe(variant, length, final == "flag", seed, args.steps, args.lr, overrides)
+                    row = run_probe(variant, length, final, seed, args.steps, args.lr, overrides)
                     print(json.dumps(row), flush=True)
                     args.out.parent.mkdir(parents=True, exist_ok=True)
                     suite.write_row(args.out, row, KEY_FIELDS)

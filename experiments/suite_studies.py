@@ -58,8 +58,8 @@ def gru_chrono(t_max: int, seed: int = 0):
 
 def encoder_bias_uniform(seed: int = 0):
     """A params hook: the encoder bias drawn from Uniform(-1/sqrt(obs_dim), 1/sqrt(obs_dim)) (torch nn.Linear's
-    default) instead of zeros. With zero biases an all-zero observation (MemoryChain's decision step) embeds to
-    ReLU(0) = 0, LayerNorm(0) = 0, so AGaLiTe's query q = 0 and phi(q) = relu(q) x relu(p2) = 0: the read-out is 0
+    default) instead of zeros. With zero biases an all-zero observation (the memory probe's `zero` decision step;
+    MemoryChain's own is [1/L, 0, 0], see experiments/SUITE.md) embeds to ReLU(0) = 0, LayerNorm(0) = 0, so AGaLiTe's query q = 0 and phi(q) = relu(q) x relu(p2) = 0: the read-out is 0
     and relu'(0) = 0 passes no gradient. A non-constant bias makes that step's embedding a fixed non-zero vector."""
 
     def hook(params):
@@ -114,8 +114,9 @@ FORGET1 = {"policy.lstm_forget_bias": 1.0}
 BPTT128 = {"ppo.bptt_horizon": 128, "rollout_steps": 128}
 BPTT256 = {"ppo.bptt_horizon": 256, "rollout_steps": 256}
 AUX_BPTT128 = {"policy.aux_tokens": True, **BPTT128}
-"""MemoryChain's decision-step observation is all zeros: aux tokens (previous action and reward) make the query
-non-zero there; BPTT 128 lets the gradient reach the cue written at the episode's first step."""
+"""Aux tokens (previous action and reward) make the decision-step input clearly non-zero (studied on the premise,
+since found wrong, that MemoryChain's decision observation is all zeros: it is [1/L, 0, 0]); BPTT 128 lets the
+gradient reach the cue written at the episode's first step."""
 
 STUDIES = {
     # study -> points (name, task, variant, recipe overrides, params hook[, budget fraction])

@@ -212,32 +212,31 @@ def test_export_after_training_writes_the_inverse_map(tmp_path):
     assert all(torch.equal(back.state_dict[k], trained[k]) for k in trained)  # the inverse map loses nothing
 
 
-def test_export_refuses_the_eluplus1_kernel(tmp_path, capsys):
-    """Cortex's AGaLiTe feature maps are relu: a config with agalite_kernel="eluplus1" computes another function
-    from the same weights, so export refuses it in one line naming the field, and nothing is written."""
+def refused_cortex_agalite_export(tmp_path, capsys, **changes) -> str:
+    """Save the Cortex AGaLiTe fixture's config with `changes` natively, export it to Metta: the one-line error
+    (exit 2, nothing written)."""
     cfg, _, _, _ = fixture("metta_cortex_agalite")
-    cfg = cfg.replace(agalite_kernel="eluplus1")
+    cfg = cfg.replace(**changes)
     torch.manual_seed(0)
     params = jax_tx.convert.torch_to_flax(torch_ref.make_policy(cfg).state_dict(), cfg)
     checkpoint.save(tmp_path / "native", 0, params, cfg)
     capsys.readouterr()
     assert main([str(tmp_path / "native"), str(tmp_path / "out"), "--to", "metta"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "agalite_kernel='eluplus1'" in err and "relu only" in err and "\n" not in err, err
+    assert "\n" not in err, err
     assert not (tmp_path / "out").exists()
+    return err
+
+
+def test_export_refuses_the_eluplus1_kernel(tmp_path, capsys):
+    """Cortex's AGaLiTe feature maps are relu: a config with agalite_kernel="eluplus1" computes another function
+    from the same weights, so export refuses it in one line naming the field, and nothing is written."""
+    err = refused_cortex_agalite_export(tmp_path, capsys, agalite_kernel="eluplus1")
+    assert "agalite_kernel='eluplus1'" in err and "relu only" in err, err
 
 
 def test_export_refuses_a_nonzero_agalite_gate_bias(tmp_path, capsys):
     """Cortex's AGaLiTe kqvbg_proj has no bias: a config with agalite_gate_bias=-4 (its twin's beta/gamma bias
     blocks start at -4) is refused in one line naming the field, and nothing is written."""
-    cfg, _, _, _ = fixture("metta_cortex_agalite")
-    cfg = cfg.replace(agalite_gate_bias=-4.0)
-    torch.manual_seed(0)
-    params = jax_tx.convert.torch_to_flax(torch_ref.make_policy(cfg).state_dict(), cfg)
-    checkpoint.save(tmp_path / "native", 0, params, cfg)
-    capsys.readouterr()
-    assert main([str(tmp_path / "native"), str(tmp_path / "out"), "--to", "metta"]) == 2
-    err = capsys.readouterr().err.strip()
+    err = refused_cortex_agalite_export(tmp_path, capsys, agalite_gate_bias=-4.0)
     assert "kqvbg.bias is not zero (config agalite_gate_bias=-4.0" in err and "have no bias" in err, err
-    assert "\n" not in err
-    assert not (tmp_path / "out").exists()
