@@ -208,6 +208,30 @@ def probe_section(path: Path) -> list[str]:
     return lines + [""]
 
 
+def dead_features_section(path: Path) -> list[str]:
+    """The AGaLiTe dead-feature rows (experiments/agalite_dead_features.py), one line per seed and layer."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: (r["task"], r["variant"], r["overrides"], int(r["seed"])))
+    lines = [
+        "## AGaLiTe feature maps dead at initialisation",
+        "",
+        "`experiments/agalite_dead_features.py`: one rollout of each seed's initial policy (the suite recipe plus the",
+        "overrides), replayed in sequence mode; per head, the fraction of steps where phi(q) (query) or psi(k) (key) is",
+        "exactly zero. dead heads: heads at >= 0.99 in either.",
+        "",
+        "| task | variant | overrides | seed | layer | query zero, per head | key zero, per head | dead heads |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['task']} | {r['variant']} | `{r['overrides']}` | {r['seed']} | {r['layer']} | {r['dead_query']} | "
+            f"{r['dead_key']} | {r['dead_heads']} of {r['num_heads']} |"
+        )
+    return lines + [""]
+
+
 def main() -> int:
     rows = read_rows()
     choices = json.loads(CHOICES.read_text()) if CHOICES.exists() else {}
@@ -252,6 +276,7 @@ def main() -> int:
         if tagged:
             lines += ["Sweep points and studies:", ""] + table(tagged, with_tag=True) + [""]
     lines += probe_section(RESULTS / "probe.csv")
+    lines += dead_features_section(RESULTS / "dead_features.csv")
     (RESULTS / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(RESULTS / "RESULTS.md")
     return 0

@@ -185,3 +185,21 @@ def test_dead_features_find_the_head_whose_query_feature_projection_is_negative(
     (q0, k0), (q1, k1) = dead(params), dead(edited)
     assert q0[0] < 1.0 and q1[0] == 1.0, (q0, q1)
     assert q1[1] == q0[1] and np.array_equal(k1, k0)
+
+
+def test_dead_features_section_tables_each_seed_in_order(tmp_path):
+    import suite_report
+
+    assert suite_report.dead_features_section(tmp_path / "none.csv") == []
+    base = {"task": "tmaze50", "variant": "agalite_fast", "overrides": "{}", "layer": "0", "num_heads": "2",
+            "machine": "m"}
+    write_runs(tmp_path / "d.csv", [
+        {**base, "seed": "10", "dead_query": "0.000 0.000", "dead_key": "0.000 0.000", "dead_heads": "0"},
+        {**base, "seed": "2", "dead_query": "1.000 1.000", "dead_key": "0.000 0.003", "dead_heads": "2"},
+    ])
+    lines = suite_report.dead_features_section(tmp_path / "d.csv")
+    body = [x for x in lines if x.startswith("| tmaze50")]
+    assert body == [
+        "| tmaze50 | agalite_fast | `{}` | 2 | 0 | 1.000 1.000 | 0.000 0.003 | 2 of 2 |",
+        "| tmaze50 | agalite_fast | `{}` | 10 | 0 | 0.000 0.000 | 0.000 0.000 | 0 of 2 |",
+    ]
