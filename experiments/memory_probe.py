@@ -5,7 +5,8 @@
 Each sequence mirrors gymnax MemoryChain-bsuite (memory_length L, one bit): obs_t = [1 - t/L, 0, c if t = 0],
 t = 0..L, so obs_L = [0, 0, 0] is all zeros (`--final-obs zero`, stricter than MemoryChain: gymnax's decision
 step shows the time feature 1/L, `--final-obs gymnax` sets obs_L = [1/L, 0, 0]); `--final-obs flag` sets
-obs_L[1] = 1 instead (a clearly non-zero decision-step observation, nothing else changed). The policy (the suite's sizes,
+obs_L[1] = 1 instead (a clearly non-zero decision-step observation, nothing else changed).
+The policy (the suite's sizes,
 `learning_suite.SMALL` + `VARIANT_POLICY`) is trained with Adam on the cross-entropy of its step-L logits against
 c: loss = -log softmax(logits_L)[c], fresh sequences of 64 every step, memory reset at t = 0.
 

@@ -217,9 +217,9 @@ def dead_features_section(path: Path) -> list[str]:
     lines = [
         "## AGaLiTe feature maps dead at initialisation",
         "",
-        "`experiments/agalite_dead_features.py`: one rollout of each seed's initial policy (the suite recipe plus the",
-        "overrides), replayed in sequence mode; per head, the fraction of steps where phi(q) (query) or psi(k) (key) is",
-        "exactly zero. dead heads: heads at >= 0.99 in either.",
+        "`experiments/agalite_dead_features.py`: one rollout of each seed's initial policy (the suite recipe plus",
+        "the overrides), replayed in sequence mode; per head, the fraction of steps where phi(q) (query) or psi(k)",
+        "(key) is exactly zero. dead heads: heads at >= 0.99 in either.",
         "",
         "| task | variant | overrides | seed | layer | query zero, per head | key zero, per head | dead heads |",
         "|---|---|---|---|---|---|---|---|",

@@ -59,8 +59,9 @@ def gru_chrono(t_max: int, seed: int = 0):
 def encoder_bias_uniform(seed: int = 0):
     """A params hook: the encoder bias drawn from Uniform(-1/sqrt(obs_dim), 1/sqrt(obs_dim)) (torch nn.Linear's
     default) instead of zeros. With zero biases an all-zero observation (the memory probe's `zero` decision step;
-    MemoryChain's own is [1/L, 0, 0], see experiments/SUITE.md) embeds to ReLU(0) = 0, LayerNorm(0) = 0, so AGaLiTe's query q = 0 and phi(q) = relu(q) x relu(p2) = 0: the read-out is 0
-    and relu'(0) = 0 passes no gradient. A non-constant bias makes that step's embedding a fixed non-zero vector."""
+    MemoryChain's own is [1/L, 0, 0], see experiments/SUITE.md) embeds to ReLU(0) = 0, LayerNorm(0) = 0, so
+    AGaLiTe's query q = 0 and phi(q) = relu(q) x relu(p2) = 0: the read-out is 0 and relu'(0) = 0 passes no
+    gradient. A non-constant bias makes that step's embedding a fixed non-zero vector."""
 
     def hook(params):
         def edit(path, x):

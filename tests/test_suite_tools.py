@@ -151,10 +151,10 @@ def test_dead_features_find_the_head_whose_query_feature_projection_is_negative(
     """agalite_dead_features reads the projections each AGaLiTe layer sows: with head 0's p2 bias at -1e3 in
     layer 0, relu(p2) = 0, so that head's phi(q) is zero on every step (fraction 1, from < 1 unedited), while
     layer 0's keys and head 1's queries are exactly as before."""
+    import agalite_dead_features as adf
     import jax
     import jax.numpy as jnp
 
-    import agalite_dead_features as adf
     from jax_tx.config import preset
     from jax_tx.models import agalite
     from jax_tx.models.policy import initial_memory, make_policy

@@ -172,7 +172,8 @@ def _agalite_read(km: K.KeyMap, arch) -> dict:
 def _agalite_write(tsd: dict, cfg) -> dict:
     if cfg.agalite_kernel != "relu":
         raise MettaError(
-            f"config agalite_kernel={cfg.agalite_kernel!r}: Cortex's AGaLiTe feature maps are relu only, so not exportable"
+            f"config agalite_kernel={cfg.agalite_kernel!r}: Cortex's AGaLiTe feature maps are relu only, "
+            "so not exportable"
         )
     out = _cortex_common_write(tsd, cfg)
     for i in range(cfg.num_layers):
