@@ -64,7 +64,7 @@ def dead_rows(task: str, variant: str, seed: int, overrides: dict) -> list[dict]
             {
                 "task": task,
                 "variant": variant,
-                "overrides": json.dumps(overrides, sort_keys=True),
+                "overrides": json.dumps(suite.row_overrides(task, variant, overrides), sort_keys=True),
                 "seed": seed,
                 "layer": i,
                 "dead_query": " ".join(f"{x:.3f}" for x in dq),
