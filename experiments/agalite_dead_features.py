@@ -8,7 +8,13 @@ that happens for a whole head with probability ~1/4 at init. A head whose phi(q)
 gradient (relu'(0) = 0); one whose psi(k) is 0 writes nothing. For each seed this builds the suite's recipe
 (`learning_suite.recipe` + `--set`), initialises it as the PPO learner does (`Trainer.init`), collects one rollout
 with the initial policy, replays it in sequence mode and records, per layer and head, the fraction of steps where
-phi(q) (dead_query) and psi(k) (dead_key) are all zero. dead_heads counts heads dead (>= 0.99) in either.
+phi(q) (dead_query) and psi(k) (dead_key) are all zero, and where the read-out score <s_t, phi(q_t)> is zero
+(zero_score; s_t = the layer's norm state, the discounted sum of gamma psi(k) since the episode start). A zero score
+with non-zero features is a head whose key and query supports are disjoint (e.g. relu(p1) and relu(p2) positive
+on different eta coordinates: probability (3/4)^eta at a near-constant input): it reads exactly 0 and, as for a
+zero feature map, passes no gradient to q, k, p1, p2 or v at that step. Standard layers score per head; the fast
+layer sums the score over heads, so there a head with a zero score of its own still reads through the others.
+dead_heads counts heads dead (>= 0.99) in any of the three.
 Rows go to results/suite/dead_features.csv (a rerun replaces its row).
 """
 
@@ -36,6 +42,19 @@ def zero_fraction(features: np.ndarray) -> np.ndarray:
     return np.mean(np.all(features == 0, axis=-1), axis=(0, 1))
 
 
+def zero_score_fraction(cfg, psi, phi, gamma, reset) -> np.ndarray:
+    """psi, phi, gamma [B, T, H, E] of a replay from fresh memory, reset [B, T] -> [H]: the fraction of (b, t) where
+    <s_t, phi_t> = 0, s_t = (1 - gamma_t)(1 - reset_t) s_{t-1} + gamma_t psi_t, s_{-1} = 0 (models/agalite.py)."""
+    import jax.numpy as jnp
+
+    from jax_tx.models import agalite
+
+    keep = (~reset).astype(psi.dtype)[:, :, None, None]
+    k_in = gamma * psi
+    norm = agalite.discounted_sum((1.0 - gamma) * keep, k_in, jnp.zeros_like(k_in[:, 0]))
+    return np.mean(np.asarray(jnp.einsum("bthe,bthe->bth", norm, phi)) == 0, axis=(0, 1))
+
+
 def dead_rows(task: str, variant: str, seed: int, overrides: dict) -> list[dict]:
     """One row per AGaLiTe layer: per-head zero fractions of phi(q) and psi(k) over one rollout at init."""
     import jax
@@ -58,8 +77,9 @@ def dead_rows(task: str, variant: str, seed: int, overrides: dict) -> list[dict]
     _, found = trainer.model.apply(state.params, memory=memory, deterministic=True, mutable=["intermediates"], **kw)
     rows = []
     for i, (kqvbg, p) in enumerate(attention_intermediates(found["intermediates"]).values()):  # in call order
-        psi, phi, *_ = agalite.feature_maps(cfg, kqvbg, p)
+        psi, phi, _, _, gamma = agalite.feature_maps(cfg, kqvbg, p)
         dq, dk = zero_fraction(np.asarray(phi)), zero_fraction(np.asarray(psi))
+        zs = zero_score_fraction(cfg, psi, phi, gamma, trs.reset)
         rows.append(
             {
                 "task": task,
@@ -69,7 +89,8 @@ def dead_rows(task: str, variant: str, seed: int, overrides: dict) -> list[dict]
                 "layer": i,
                 "dead_query": " ".join(f"{x:.3f}" for x in dq),
                 "dead_key": " ".join(f"{x:.3f}" for x in dk),
-                "dead_heads": int(np.sum((dq >= DEAD) | (dk >= DEAD))),
+                "zero_score": " ".join(f"{x:.3f}" for x in zs),
+                "dead_heads": int(np.sum((dq >= DEAD) | (dk >= DEAD) | (zs >= DEAD))),
                 "num_heads": cfg.num_heads,
                 "machine": suite.machine_line(),
             }

@@ -165,7 +165,8 @@ def train_config(rec: dict):
 
 
 def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
-    """Train every seed of `seeds` with one vmapped program; returns per-seed success curves and final params.
+    """Train every seed of `seeds` with one vmapped program; returns per-seed success curves, every per-iteration
+    learner metric ("metrics": {name: [S, iterations]}, jax_tx.ppo.logging.METRIC_KEYS) and the final params.
     params_hook(stacked params) -> params edits the initial parameters (root-cause studies, e.g. a gate bias)."""
     import numpy as np
 
@@ -176,7 +177,7 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
     if params_hook is not None:
         state = state.replace(params=params_hook(state.params))
     calls = -(-tcfg.num_iterations // tcfg.iterations_per_call)  # whole calls: up to iterations_per_call - 1 extra
-    success, returns, t_run, t0 = [], [], 0.0, time.perf_counter()
+    success, returns, every, t_run, t0 = [], [], {}, 0.0, time.perf_counter()
     for call in range(calls):
         t = time.perf_counter()
         state, metrics = trainer.run_seeds(state)
@@ -185,6 +186,8 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
             t_run += time.perf_counter() - t
         success.append(succ)
         returns.append(np.asarray(metrics["episode_return"]))
+        for name, value in metrics.items():
+            every.setdefault(name, []).append(np.asarray(value))
         if call % 20 == 0 or call == calls - 1:
             log(f"  call {call + 1}/{calls}: success {np.nanmean(succ, axis=1).round(3).tolist()}")
     steps_per_call = tcfg.iterations_per_call * tcfg.steps_per_iteration
@@ -193,6 +196,7 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
         "state": state,
         "success": np.concatenate(success, axis=1),  # [S, iterations]
         "episode_return": np.concatenate(returns, axis=1),  # [S, iterations]
+        "metrics": {name: np.concatenate(v, axis=1) for name, v in every.items()},
         "sps": len(seeds) * steps_per_call * (calls - 1) / t_run if calls > 1 else float("nan"),
         "wall_s": time.perf_counter() - t0,
     }
@@ -235,6 +239,22 @@ def steps_text(to90: list[int | None]) -> str:
 def curve_path(task: str, variant: str, tag: str) -> Path:
     """results/suite/<task>/<variant>[.<tag>].csv: per-iteration training success per seed (':' -> '-')."""
     return RESULTS / task / f"{variant}{'.' + tag.replace(':', '-') if tag else ''}.csv"
+
+
+def metrics_path(task: str, variant: str, tag: str) -> Path:
+    """The curve file's sibling <curve stem>.metrics.csv: every learner metric per seed and iteration."""
+    return curve_path(task, variant, tag).with_suffix(".metrics.csv")
+
+
+def write_metrics(path: Path, seeds: list[int], metrics: dict, steps_per_iteration: int) -> None:
+    """One row per (seed, iteration): env_steps, seed, then each metric (as learner metrics.csv names them)."""
+    names = sorted(metrics)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["env_steps", "seed", *names])
+        for k, seed in enumerate(seeds):
+            for i in range(metrics[names[0]].shape[1]):
+                w.writerow([(i + 1) * steps_per_iteration, seed, *[f"{metrics[n][k, i]:.6g}" for n in names]])
 
 
 def restate_steps_to() -> int:
@@ -300,6 +320,7 @@ def run_suite(
         w.writerow(["env_steps", *[f"success_s{s}" for s in seeds]])
         for i in range(out["success"].shape[1]):
             w.writerow([(i + 1) * spi, *[f"{x:.4f}" for x in out["success"][:, i]]])
+    write_metrics(metrics_path(task, variant, tag), seeds, out["metrics"], spi)
     row = {
         "task": task,
         "variant": variant,

@@ -209,7 +209,8 @@ def probe_section(path: Path) -> list[str]:
 
 
 def dead_features_section(path: Path) -> list[str]:
-    """The AGaLiTe dead-feature rows (experiments/agalite_dead_features.py), one line per seed and layer."""
+    """The AGaLiTe dead-feature rows (experiments/agalite_dead_features.py), one line per seed and layer; a row
+    written before zero_score was recorded shows "-" there."""
     if not path.exists():
         return []
     with open(path, newline="") as f:
@@ -219,15 +220,18 @@ def dead_features_section(path: Path) -> list[str]:
         "",
         "`experiments/agalite_dead_features.py`: one rollout of each seed's initial policy (the suite recipe plus",
         "the overrides), replayed in sequence mode; per head, the fraction of steps where phi(q) (query) or psi(k)",
-        "(key) is exactly zero. dead heads: heads at >= 0.99 in either.",
+        "(key) is exactly zero, and where the head's read-out score <s, phi(q)> is zero (disjoint key and query",
+        "supports: the head reads 0 and passes no gradient; the fast layer sums the score over heads, so there",
+        "only a layer whose heads all score zero is mute). dead heads: heads at >= 0.99 in any of the three.",
         "",
-        "| task | variant | overrides | seed | layer | query zero, per head | key zero, per head | dead heads |",
-        "|---|---|---|---|---|---|---|---|",
+        "| task | variant | overrides | seed | layer | query zero, per head | key zero, per head | score zero, per head"
+        " | dead heads |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['task']} | {r['variant']} | `{r['overrides']}` | {r['seed']} | {r['layer']} | {r['dead_query']} | "
-            f"{r['dead_key']} | {r['dead_heads']} of {r['num_heads']} |"
+            f"{r['dead_key']} | {r.get('zero_score') or '-'} | {r['dead_heads']} of {r['num_heads']} |"
         )
     return lines + [""]
 

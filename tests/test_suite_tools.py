@@ -48,6 +48,23 @@ def test_a_row_records_the_sweep_choice_under_its_own_overrides(tmp_path, monkey
     assert suite.row_overrides("t", "other", {"policy.eta": 4}) == {"policy.eta": 4}
 
 
+def test_metrics_file_has_a_row_per_seed_and_iteration_beside_the_curve(tmp_path, monkeypatch):
+    monkeypatch.setattr(suite, "RESULTS", tmp_path)
+    path = suite.metrics_path("tmaze50", "agalite", "sweep:a=1")
+    assert path == tmp_path / "tmaze50" / "agalite.sweep-a=1.metrics.csv"
+    assert path.with_name("agalite.sweep-a=1.csv") == suite.curve_path("tmaze50", "agalite", "sweep:a=1")
+    metrics = {"value_loss": np.array([[0.5, 0.25], [1.0, 2.0]]), "approx_kl": np.array([[1e-3, 2e-3], [0.0, 4.0]])}
+    path.parent.mkdir()
+    suite.write_metrics(path, [3, 7], metrics, 100)
+    with open(path, newline="") as f:
+        got = list(csv.DictReader(f))
+    assert list(got[0]) == ["env_steps", "seed", "approx_kl", "value_loss"]
+    assert [(r["env_steps"], r["seed"], r["value_loss"]) for r in got] == [
+        ("100", "3", "0.5"), ("200", "3", "0.25"), ("100", "7", "1"), ("200", "7", "2")
+    ]
+    assert got[1]["approx_kl"] == "0.002"
+
+
 def test_recurrent_cores_get_a_bptt_horizon_covering_the_task():
     assert suite.horizon_sizes("trxl", 65) == ({"memory_len": 73, "max_cache_size": 276}, 16)
     assert suite.horizon_sizes("lstm", 65)[1] == 128
@@ -187,6 +204,24 @@ def test_dead_features_find_the_head_whose_query_feature_projection_is_negative(
     assert q1[1] == q0[1] and np.array_equal(k1, k0)
 
 
+def test_zero_score_fraction_finds_disjoint_supports_and_clears_the_norm_at_a_reset():
+    """Head 0 writes psi = e0 and queries phi = e1 on every step: its score <s_t, phi_t> is 0 throughout (1.0) though
+    neither map is zero. Head 1 writes e0 at t = 0 only and queries e0 always: s carries that key through t = 1,
+    the reset at t = 2 clears it, so its score is zero on t = 2, 3 (0.5)."""
+    import agalite_dead_features as adf
+    import jax.numpy as jnp
+
+    from jax_tx.config import preset
+
+    cfg = preset("agalite", 3, 2, d_model=8, num_heads=2, d_head=1, eta=2)
+    e0, e1 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    psi = jnp.zeros((1, 4, 2, 2)).at[0, :, 0].set(e0).at[0, 0, 1].set(e0)
+    phi = jnp.zeros((1, 4, 2, 2)).at[0, :, 0].set(e1).at[0, :, 1].set(e0)
+    gamma = jnp.full((1, 4, 2, 2), 0.5)
+    reset = jnp.array([[True, False, True, False]])
+    np.testing.assert_array_equal(adf.zero_score_fraction(cfg, psi, phi, gamma, reset), [1.0, 0.5])
+
+
 def test_dead_features_section_tables_each_seed_in_order(tmp_path):
     import suite_report
 
@@ -194,12 +229,14 @@ def test_dead_features_section_tables_each_seed_in_order(tmp_path):
     base = {"task": "tmaze50", "variant": "agalite_fast", "overrides": "{}", "layer": "0", "num_heads": "2",
             "machine": "m"}
     write_runs(tmp_path / "d.csv", [
-        {**base, "seed": "10", "dead_query": "0.000 0.000", "dead_key": "0.000 0.000", "dead_heads": "0"},
-        {**base, "seed": "2", "dead_query": "1.000 1.000", "dead_key": "0.000 0.003", "dead_heads": "2"},
+        {**base, "seed": "10", "dead_query": "0.000 0.000", "dead_key": "0.000 0.000", "dead_heads": "0",
+         "zero_score": ""},  # a row written before zero_score was recorded
+        {**base, "seed": "2", "dead_query": "1.000 1.000", "dead_key": "0.000 0.003", "dead_heads": "2",
+         "zero_score": "1.000 0.250"},
     ])
     lines = suite_report.dead_features_section(tmp_path / "d.csv")
     body = [x for x in lines if x.startswith("| tmaze50")]
     assert body == [
-        "| tmaze50 | agalite_fast | `{}` | 2 | 0 | 1.000 1.000 | 0.000 0.003 | 2 of 2 |",
-        "| tmaze50 | agalite_fast | `{}` | 10 | 0 | 0.000 0.000 | 0.000 0.000 | 0 of 2 |",
+        "| tmaze50 | agalite_fast | `{}` | 2 | 0 | 1.000 1.000 | 0.000 0.003 | 1.000 0.250 | 2 of 2 |",
+        "| tmaze50 | agalite_fast | `{}` | 10 | 0 | 0.000 0.000 | 0.000 0.000 | - | 0 of 2 |",
     ]
