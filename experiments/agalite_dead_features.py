@@ -42,7 +42,7 @@ def zero_fraction(features: np.ndarray) -> np.ndarray:
     return np.mean(np.all(features == 0, axis=-1), axis=(0, 1))
 
 
-def zero_score_fraction(cfg, psi, phi, gamma, reset) -> np.ndarray:
+def zero_score_fraction(psi, phi, gamma, reset) -> np.ndarray:
     """psi, phi, gamma [B, T, H, E] of a replay from fresh memory, reset [B, T] -> [H]: the fraction of (b, t) where
     <s_t, phi_t> = 0, s_t = (1 - gamma_t)(1 - reset_t) s_{t-1} + gamma_t psi_t, s_{-1} = 0 (models/agalite.py)."""
     import jax.numpy as jnp
@@ -79,7 +79,7 @@ def dead_rows(task: str, variant: str, seed: int, overrides: dict) -> list[dict]
     for i, (kqvbg, p) in enumerate(attention_intermediates(found["intermediates"]).values()):  # in call order
         psi, phi, _, _, gamma = agalite.feature_maps(cfg, kqvbg, p)
         dq, dk = zero_fraction(np.asarray(phi)), zero_fraction(np.asarray(psi))
-        zs = zero_score_fraction(cfg, psi, phi, gamma, trs.reset)
+        zs = zero_score_fraction(psi, phi, gamma, trs.reset)
         rows.append(
             {
                 "task": task,

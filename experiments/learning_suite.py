@@ -177,26 +177,25 @@ def train_seeds(tcfg, seeds: list[int], log=print, params_hook=None) -> dict:
     if params_hook is not None:
         state = state.replace(params=params_hook(state.params))
     calls = -(-tcfg.num_iterations // tcfg.iterations_per_call)  # whole calls: up to iterations_per_call - 1 extra
-    success, returns, every, t_run, t0 = [], [], {}, 0.0, time.perf_counter()
+    every, t_run, t0 = {}, 0.0, time.perf_counter()
     for call in range(calls):
         t = time.perf_counter()
         state, metrics = trainer.run_seeds(state)
         succ = np.asarray(metrics["success"])  # [S, iterations_per_call]
         if call > 0:
             t_run += time.perf_counter() - t
-        success.append(succ)
-        returns.append(np.asarray(metrics["episode_return"]))
         for name, value in metrics.items():
             every.setdefault(name, []).append(np.asarray(value))
         if call % 20 == 0 or call == calls - 1:
             log(f"  call {call + 1}/{calls}: success {np.nanmean(succ, axis=1).round(3).tolist()}")
     steps_per_call = tcfg.iterations_per_call * tcfg.steps_per_iteration
+    metrics = {name: np.concatenate(v, axis=1) for name, v in every.items()}  # [S, iterations] each
     return {
         "trainer": trainer,
         "state": state,
-        "success": np.concatenate(success, axis=1),  # [S, iterations]
-        "episode_return": np.concatenate(returns, axis=1),  # [S, iterations]
-        "metrics": {name: np.concatenate(v, axis=1) for name, v in every.items()},
+        "success": metrics["success"],
+        "episode_return": metrics["episode_return"],
+        "metrics": metrics,
         "sps": len(seeds) * steps_per_call * (calls - 1) / t_run if calls > 1 else float("nan"),
         "wall_s": time.perf_counter() - t0,
     }

@@ -211,15 +211,12 @@ def test_zero_score_fraction_finds_disjoint_supports_and_clears_the_norm_at_a_re
     import agalite_dead_features as adf
     import jax.numpy as jnp
 
-    from jax_tx.config import preset
-
-    cfg = preset("agalite", 3, 2, d_model=8, num_heads=2, d_head=1, eta=2)
     e0, e1 = jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
     psi = jnp.zeros((1, 4, 2, 2)).at[0, :, 0].set(e0).at[0, 0, 1].set(e0)
     phi = jnp.zeros((1, 4, 2, 2)).at[0, :, 0].set(e1).at[0, :, 1].set(e0)
     gamma = jnp.full((1, 4, 2, 2), 0.5)
     reset = jnp.array([[True, False, True, False]])
-    np.testing.assert_array_equal(adf.zero_score_fraction(cfg, psi, phi, gamma, reset), [1.0, 0.5])
+    np.testing.assert_array_equal(adf.zero_score_fraction(psi, phi, gamma, reset), [1.0, 0.5])
 
 
 def test_dead_features_section_tables_each_seed_in_order(tmp_path):
