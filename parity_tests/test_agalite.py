@@ -23,6 +23,7 @@ CONFIGS = {
     "eta5_r3_clamped_gates": preset("agalite", **SMALL, eta=5, num_oscillators=3, clamp_gates=True),
     "eluplus1_kernel": preset("agalite", **SMALL, agalite_kernel="eluplus1"),
     "fast_eluplus1_gates-4": preset("agalite_fast", **SMALL, agalite_kernel="eluplus1", agalite_gate_bias=-4.0),
+    "fast_norm": preset("agalite_fast", **SMALL, agalite_fast_norm=True),
 }
 NAMES = list(CONFIGS)
 

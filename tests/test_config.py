@@ -68,6 +68,8 @@ def test_overrides_apply_after_preset():
         (dict(agalite_gate_bias=float("-inf")), "agalite_gate_bias"),
         (dict(agalite_gate_bias=False), "agalite_gate_bias"),
         (dict(agalite_gate_bias="-4"), "agalite_gate_bias"),
+        (dict(agalite_fast_norm=1), "agalite_fast_norm"),
+        (dict(agalite_fast_norm=True), "agalite_fast_norm"),  # trxl has no fast AGaLiTe layer
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):

@@ -17,6 +17,7 @@ Attention, per head h (letters: B T, R oscillators, H heads, D = d_head, E = eta
 Standard layer (the official block):   g1 = GRU1(x, relu(attn(LN1(x))));  y = GRU2(g1, relu(FF(LN2(g1))))
 Fast layer (Metta's FastAGaLiTeLayer): one fused projection for [k q v b g | p1 p2 p3]; the score sums over heads,
     o_t = sum_j V~_t[j] <K~_t[j], phi(q_t)>_{H,E} / (2 R max(<s_t, phi(q_t)>_E, eps));   y = x + attn(x)
+    (agalite_fast_norm, not Metta's: y = x + attn(LN1 x))
 Stability flags (Metta's guards, off unless a preset sets them): clamp_gates clips sigmoid(b) and sigmoid(g) to
 [0.05, 0.95] before the outer product (Metta's second sigmoid on the clipped gamma is not reproduced);
 clamp_output clips o to [-10, 10] before W_o (the fast presets set it; without it the fast read-out can blow up).
@@ -241,7 +242,8 @@ class AGaLiTeAttention(nn.Module):
 
 class AGaLiTeLayer(nn.Module):
     """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (the relus only with
-    sublayer_relu, which the agalite presets set; Cortex has none). Fast: y = x + attn(x)."""
+    sublayer_relu, which the agalite presets set; Cortex has none). Fast: y = x + attn(x), or x + attn(LN1 x) with
+    agalite_fast_norm."""
 
     cfg: PolicyConfig
 
@@ -250,7 +252,7 @@ class AGaLiTeLayer(nn.Module):
         cfg = self.cfg
         attn = AGaLiTeAttention(cfg, name="attn")
         if cfg.agalite_mode == "fast":
-            a, state = attn(x, reset, state, deterministic)
+            a, state = attn(layer_norm(cfg, "norm1")(x) if cfg.agalite_fast_norm else x, reset, state, deterministic)
             return x + a, state
         act = nn.relu if cfg.sublayer_relu else (lambda y: y)
         a, state = attn(layer_norm(cfg, "norm1")(x), reset, state, deterministic)

@@ -158,12 +158,14 @@ class AGaLiTeAttention(nn.Module):
 
 class AGaLiTeLayer(nn.Module):
     """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (relus only with sublayer_relu).
-    Fast: y = x + attn(x)."""
+    Fast: y = x + attn(x), or x + attn(LN1 x) with agalite_fast_norm."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
         self.cfg = cfg
         self.attn = AGaLiTeAttention(cfg)
+        if cfg.agalite_mode == "fast" and cfg.agalite_fast_norm:
+            self.norm1 = layer_norm(cfg)
         if cfg.agalite_mode != "fast":
             self.norm1, self.norm2 = layer_norm(cfg), layer_norm(cfg)
             self.gate1, self.gate2 = GRUGate(cfg), GRUGate(cfg)
@@ -171,7 +173,7 @@ class AGaLiTeLayer(nn.Module):
 
     def forward(self, x, reset, state):
         if self.cfg.agalite_mode == "fast":
-            a, state = self.attn(x, reset, state)
+            a, state = self.attn(self.norm1(x) if self.cfg.agalite_fast_norm else x, reset, state)
             return x + a, state
         act = torch.relu if self.cfg.sublayer_relu else (lambda y: y)
         a, state = self.attn(self.norm1(x), reset, state)
