@@ -164,7 +164,7 @@ class AGaLiTeLayer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attn = AGaLiTeAttention(cfg)
-        if cfg.agalite_mode == "fast" and cfg.agalite_fast_norm:
+        if cfg.agalite_fast_norm:  # validate() allows it in fast mode only
             self.norm1 = layer_norm(cfg)
         if cfg.agalite_mode != "fast":
             self.norm1, self.norm2 = layer_norm(cfg), layer_norm(cfg)
