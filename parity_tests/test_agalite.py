@@ -82,10 +82,10 @@ def test_feature_maps_of_a_zero_projection(kernel, zero_feature):
         psi_j, phi_j, *_ = jag.feature_maps(cfg, jnp.asarray(kqvbg), jnp.asarray(p))
         psi_j, phi_j = np.asarray(psi_j), np.asarray(phi_j)
     psi_t, phi_t, *_ = (x.numpy() for x in tag.feature_maps(cfg, torch.from_numpy(kqvbg), torch.from_numpy(p)))
-    expect_phi = np.full((1, 1, cfg.num_heads, d * eta), zero_feature ** 2)
+    expect_phi = np.full((1, 1, cfg.num_heads, d * eta), zero_feature**2)
     expect_phi[..., :eta] = (np.exp(-1.0) if kernel == "eluplus1" else 0.0) * zero_feature
     for psi, phi in ((psi_j, phi_j), (psi_t, phi_t)):
-        np.testing.assert_allclose(psi, np.full_like(psi, zero_feature ** 2), atol=1e-15)
+        np.testing.assert_allclose(psi, np.full_like(psi, zero_feature**2), atol=1e-15)
         np.testing.assert_allclose(phi, expect_phi, atol=1e-15)
 
 

@@ -17,7 +17,7 @@ from jax_tx.envs import make_env
 from jax_tx.ppo import advantages as jadv
 from jax_tx.ppo.schedules import schedule_values
 from jax_tx.ppo.trainer import Trainer
-from jax_tx.ppo.update import make_segments, minibatch_loss, sgd_step, take
+from jax_tx.ppo.update import make_segments, set_learning_rate, sgd_step, take
 from torch_ref import ppo as tppo
 
 TOL = 1e-5
@@ -108,17 +108,15 @@ def test_loss_terms_and_one_clipped_step_agree(variant, optimizer):
     noisy = jax.tree_util.tree_map(lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(x.size), x.shape), params)
     tmodel.load_state_dict(convert.flax_to_torch(noisy, pc))
 
-    _, jterms = minibatch_loss(noisy, tr.model, pc, ppo, sched, mb, None)
+    # one compiled step (as in the trainer) gives both the loss terms at the noisy params and the updated params
+    opt_state = set_learning_rate(tr.optimizer.init(noisy), sched.learning_rate)
+    step = jax.jit(sgd_step, static_argnums=(0, 1, 2, 3))
+    new_params, _, jterms, gnorm = step(tr.model, pc, ppo, tr.optimizer, sched, noisy, opt_state, mb, None)
     tterms = torch_minibatch_terms(tmodel, pc, mb, sched, ppo)
     for name in ("total", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
         assert abs(float(getattr(jterms, name)) - float(tterms[name].detach())) <= TOL, name
     assert float(jterms.clipfrac) > 0 and float(jterms.approx_kl) > 1e-4
 
-    opt_state = tr.optimizer.init(noisy)
-    from jax_tx.ppo.update import set_learning_rate
-
-    opt_state = set_learning_rate(opt_state, sched.learning_rate)
-    new_params, _, _, gnorm = sgd_step(tr.model, pc, ppo, tr.optimizer, sched, noisy, opt_state, mb, None)
     toptim = tppo.make_optimizer(tmodel.parameters(), ppo, sched.learning_rate)
     tnorm = tppo.sgd_step(tmodel, toptim, tterms["total"], ppo.max_grad_norm)
     assert float(gnorm) > ppo.max_grad_norm  # clipping is exercised

@@ -25,7 +25,7 @@ def test_full_size_preset_sequence_equals_steps(variant):
     obs = jnp.asarray(rng.normal(size=(2, STEPS, cfg.obs_dim)), jnp.float32)
     reset = jnp.asarray([[True, False, False], [False, True, False]])
     aux = {"prev_action": jnp.asarray(rng.integers(0, 3, (2, STEPS))), "prev_reward": jnp.ones((2, STEPS))}
-    params = model.init(jax.random.PRNGKey(0), obs, reset, jax_tx.initial_memory(cfg, 2), **aux)
+    params = jax.jit(model.init)(jax.random.PRNGKey(0), obs, reset, jax_tx.initial_memory(cfg, 2), **aux)
     apply = jax.jit(model.apply)
     seq_out, seq_mem = apply(params, obs, reset, jax_tx.initial_memory(cfg, 2), **aux)
     mem, step_values, step_logits = jax_tx.initial_memory(cfg, 2), [], []

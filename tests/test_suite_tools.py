@@ -60,7 +60,10 @@ def test_metrics_file_has_a_row_per_seed_and_iteration_beside_the_curve(tmp_path
         got = list(csv.DictReader(f))
     assert list(got[0]) == ["env_steps", "seed", "approx_kl", "value_loss"]
     assert [(r["env_steps"], r["seed"], r["value_loss"]) for r in got] == [
-        ("100", "3", "0.5"), ("200", "3", "0.25"), ("100", "7", "1"), ("200", "7", "2")
+        ("100", "3", "0.5"),
+        ("200", "3", "0.25"),
+        ("100", "7", "1"),
+        ("200", "7", "2"),
     ]
     assert got[1]["approx_kl"] == "0.002"
 
@@ -183,8 +186,8 @@ def test_dead_features_find_the_head_whose_query_feature_projection_is_negative(
     params = model.init(jax.random.PRNGKey(1), obs, reset, initial_memory(cfg, 4))
     flat = jax.tree_util.tree_flatten_with_path(params)[0]
     # the p bias, [H, 3, eta]: its own Dense "p" (standard) or after the kqvbg block of the fused "kqvbgp" (fast)
-    name, p2_head0 = ("['kqvbgp']", 5 * cfg.num_heads * cfg.head_dim + cfg.eta) if variant == "agalite_fast" else (
-        "['p']", cfg.eta
+    name, p2_head0 = (
+        ("['kqvbgp']", 5 * cfg.num_heads * cfg.head_dim + cfg.eta) if variant == "agalite_fast" else ("['p']", cfg.eta)
     )
     path0 = next(p for p, _ in flat if name in jax.tree_util.keystr(p) and "bias" in str(p[-1]))  # layer 0
     edited = jax.tree_util.tree_map_with_path(
@@ -223,14 +226,35 @@ def test_dead_features_section_tables_each_seed_in_order(tmp_path):
     import suite_report
 
     assert suite_report.dead_features_section(tmp_path / "none.csv") == []
-    base = {"task": "tmaze50", "variant": "agalite_fast", "overrides": "{}", "layer": "0", "num_heads": "2",
-            "machine": "m"}
-    write_runs(tmp_path / "d.csv", [
-        {**base, "seed": "10", "dead_query": "0.000 0.000", "dead_key": "0.000 0.000", "dead_heads": "0",
-         "zero_score": ""},  # a row written before zero_score was recorded
-        {**base, "seed": "2", "dead_query": "1.000 1.000", "dead_key": "0.000 0.003", "dead_heads": "2",
-         "zero_score": "1.000 0.250"},
-    ])
+    base = {
+        "task": "tmaze50",
+        "variant": "agalite_fast",
+        "overrides": "{}",
+        "layer": "0",
+        "num_heads": "2",
+        "machine": "m",
+    }
+    write_runs(
+        tmp_path / "d.csv",
+        [
+            {
+                **base,
+                "seed": "10",
+                "dead_query": "0.000 0.000",
+                "dead_key": "0.000 0.000",
+                "dead_heads": "0",
+                "zero_score": "",
+            },  # a row written before zero_score was recorded
+            {
+                **base,
+                "seed": "2",
+                "dead_query": "1.000 1.000",
+                "dead_key": "0.000 0.003",
+                "dead_heads": "2",
+                "zero_score": "1.000 0.250",
+            },
+        ],
+    )
     lines = suite_report.dead_features_section(tmp_path / "d.csv")
     body = [x for x in lines if x.startswith("| tmaze50")]
     assert body == [

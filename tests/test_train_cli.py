@@ -22,18 +22,6 @@ TINY_FLAGS = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def compilation_cache(tmp_path_factory):
-    """The runs below compile the same programs; a persistent cache compiles each once."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = [getattr(jax.config, n) for n in names]
-    jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
-    jax.config.update(names[1], 0.0)
-    yield
-    for n, v in zip(names, old, strict=True):
-        jax.config.update(n, v)
-
-
 def final_params(run_dir):
     r = checkpoint.restore(run_dir / "checkpoints")
     return r.step, jax.tree_util.tree_leaves(r.params)

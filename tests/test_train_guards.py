@@ -29,17 +29,6 @@ TINY = ["--variant", "mlp", "--env", "tmaze", "--env-kw", "corridor_length=2", "
         "--no-progress", "--total-steps", str(100000 * 32)]  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def compilation_cache(tmp_path_factory):
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = [getattr(jax.config, n) for n in names]
-    jax.config.update(names[0], str(tmp_path_factory.mktemp("jax_cache")))
-    jax.config.update(names[1], 0.0)
-    yield
-    for n, v in zip(names, old, strict=True):
-        jax.config.update(n, v)
-
-
 def leaves_finite(run_dir: Path, step: int) -> bool:
     """Params and optimizer state (the first train_state leaves; the env carry may hold a skipped NaN reward)."""
     r = checkpoint.restore(run_dir / "checkpoints", step)
@@ -112,9 +101,7 @@ def test_sigint_checkpoints_exits_130_and_a_second_run_is_refused(tmp_path, caps
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "jax_tx.cli", "train", *TINY, "--checkpoint-every", "0", "--checkpoint-minutes", "0",
            "--log-dir", str(run)]  # fmt: skip
-    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax.config.jax_compilation_cache_dir,
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline and proc.poll() is None:
