@@ -261,3 +261,28 @@ def test_dead_features_section_tables_each_seed_in_order(tmp_path):
         "| tmaze50 | agalite_fast | `{}` | 2 | 0 | 1.000 1.000 | 0.000 0.003 | 1.000 0.250 | 2 of 2 |",
         "| tmaze50 | agalite_fast | `{}` | 10 | 0 | 0.000 0.000 | 0.000 0.000 | - | 0 of 2 |",
     ]
+
+
+def test_greedy_gap_plays_the_suites_greedy_episodes_and_counts_short_sampled_ones():
+    """greedy_gap's greedy success is the suite's greedy_success (same keys, same play); its short sampled episodes
+    are the finished ones within the greedy median length + 2, and every finished greedy episode counts as short."""
+    import greedy_gap
+
+    from jax_tx.ppo.trainer import Trainer
+
+    rec = suite.apply_overrides(suite.recipe("tmaze10", "mlp"), {"env_kwargs.corridor_length": 2, "num_envs": 4})
+    trainer = Trainer(suite.train_config(rec))
+    state = trainer.init_seeds([0, 1])
+    played = greedy_gap.play_both(trainer, state, [0, 1], 16)
+    assert played["greedy"]["success"] == suite.greedy_success(trainer, state, [0, 1], 16)
+    for mode, r in played.items():
+        for i in range(2):
+            finished = len(r["lengths"][i])
+            assert finished == round(16 * r["finished"][i])
+            limit = np.median(played["greedy"]["lengths"][i]) + 2 if mode == "sampled" else np.inf
+            assert r["short_episodes"][i] == int((r["lengths"][i] <= limit).sum())
+    assert played["greedy"]["short_episodes"] == [len(x) for x in played["greedy"]["lengths"]]
+    for r in played.values():  # the first-observation groups partition the finished episodes
+        for i in range(2):
+            counts = [int(g.split(": n ")[1].split(",")[0]) for g in r["by_first_obs"][i].split(" | ")]
+            assert sum(counts) == len(r["lengths"][i]) and len(counts) <= 2  # tmaze: two cues
