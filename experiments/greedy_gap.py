@@ -40,9 +40,9 @@ def play_both(trainer, state, seeds: list[int], episodes: int) -> dict[str, dict
     import numpy as np
 
     from jax_tx.ppo.evaluate import episodes_fn
-    from jax_tx.ppo.rollout import initial_carry
 
     keys = jax.vmap(jax.random.PRNGKey)(jax.numpy.asarray([10_000 + s for s in seeds]))
+    first = [first_observations(trainer, keys[i], episodes) for i in range(len(seeds))]  # the same in both modes
     out = {}
     for mode in ("greedy", "sampled"):
         play = jax.jit(jax.vmap(episodes_fn(trainer.model, trainer.cfg, trainer.env, episodes, mode == "greedy")))
@@ -54,22 +54,25 @@ def play_both(trainer, state, seeds: list[int], episodes: int) -> dict[str, dict
             "length_mean": [float(x.mean()) if x.size else float("nan") for x in lengths],
             "length_std": [float(x.std()) if x.size else float("nan") for x in lengths],
         }
-        limit = [np.median(x) + 2 if x.size else -1 for x in out["greedy"]["lengths"]] if mode == "sampled" else None
-        short = [r["finished"][i] & (r["length"][i] <= (limit[i] if limit else np.inf)) for i in range(len(seeds))]
+        if mode == "greedy":
+            limit = [np.inf] * len(seeds)
+        else:
+            limit = [np.median(x) + 2 if x.size else -1 for x in out["greedy"]["lengths"]]
+        short = [r["finished"][i] & (r["length"][i] <= limit[i]) for i in range(len(seeds))]
         out[mode]["short_success"] = [float(r["success"][i][m].mean()) if m.any() else float("nan") for i, m in
                                       enumerate(short)]  # fmt: skip
         out[mode]["short_episodes"] = [int(m.sum()) for m in short]
         out[mode]["lengths"] = lengths
-        out[mode]["by_first_obs"] = [
-            by_first_obs(first_observations(initial_carry, trainer, keys[i], episodes), r, i) for i in range(len(seeds))
-        ]
+        out[mode]["by_first_obs"] = [by_first_obs(first[i], r, i) for i in range(len(seeds))]
     return out
 
 
-def first_observations(initial_carry, trainer, key, episodes: int):
+def first_observations(trainer, key, episodes: int):
     """The first observation of each of episodes_fn's `episodes` envs for this key (its k_env half)."""
     import jax
     import numpy as np
+
+    from jax_tx.ppo.rollout import initial_carry
 
     k_env, _ = jax.random.split(key)
     return np.asarray(initial_carry(trainer.env, trainer.cfg, k_env, episodes).obs)
