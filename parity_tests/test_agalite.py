@@ -24,6 +24,7 @@ CONFIGS = {
     "eluplus1_kernel": preset("agalite", **SMALL, agalite_kernel="eluplus1"),
     "fast_eluplus1_gates-4": preset("agalite_fast", **SMALL, agalite_kernel="eluplus1", agalite_gate_bias=-4.0),
     "fast_norm": preset("agalite_fast", **SMALL, agalite_fast_norm=True),
+    "residual_block": preset("agalite", **SMALL, agalite_gating="none"),
 }
 NAMES = list(CONFIGS)
 

@@ -70,11 +70,23 @@ def test_overrides_apply_after_preset():
         (dict(agalite_gate_bias="-4"), "agalite_gate_bias"),
         (dict(agalite_fast_norm=1), "agalite_fast_norm"),
         (dict(agalite_fast_norm=True), "agalite_fast_norm"),  # trxl has no fast AGaLiTe layer
+        (dict(agalite_gating="lstm"), "agalite_gating"),
+        (dict(agalite_gating="none"), "agalite_gating"),  # trxl has no AGaLiTe block to ungate
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):
     with pytest.raises(ConfigError, match=f"config field {field}="):
         preset("trxl", obs_dim=4, num_actions=2, **overrides)
+
+
+def test_agalite_gating_none_needs_standard_mode_and_old_configs_load_gru():
+    with pytest.raises(ConfigError, match="config field agalite_gating='none'.*standard-mode"):
+        preset("agalite_fast", obs_dim=4, num_actions=2, agalite_gating="none")
+    cfg = preset("agalite", obs_dim=4, num_actions=2, agalite_gating="none")
+    assert PolicyConfig.from_json(cfg.to_json()) == cfg
+    old = cfg.to_dict()
+    del old["agalite_gating"]  # a config saved before the field existed
+    assert PolicyConfig.from_dict(old).agalite_gating == "gru"
 
 
 def test_unknown_variant_field_and_size_are_refused():

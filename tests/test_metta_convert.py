@@ -235,6 +235,13 @@ def test_export_refuses_the_eluplus1_kernel(tmp_path, capsys):
     assert "agalite_kernel='eluplus1'" in err and "relu only" in err, err
 
 
+def test_export_refuses_the_ungated_agalite_block(tmp_path, capsys):
+    """Cortex's AGaLiTe block combines through two GRU gates: agalite_gating="none" (plain residuals, no gate
+    weights) is refused in one line naming the field, and nothing is written."""
+    err = refused_cortex_agalite_export(tmp_path, capsys, agalite_gating="none")
+    assert "agalite_gating='none'" in err and "GRU gates" in err, err
+
+
 def test_export_refuses_a_nonzero_agalite_gate_bias(tmp_path, capsys):
     """Cortex's AGaLiTe kqvbg_proj has no bias: a config with agalite_gate_bias=-4 (its twin's beta/gamma bias
     blocks start at -4) is refused in one line naming the field, and nothing is written."""

@@ -30,6 +30,7 @@ DTYPES = ("float32", "bfloat16", "float64")
 GATINGS = ("none", "gru", "fused_gru")
 POOLINGS = ("cls", "mean", "none")
 AGALITE_MODES = ("standard", "fast")
+AGALITE_GATINGS = ("gru", "none")
 ENCODERS = ("mlp", "tokens")
 FF_ACTIVATIONS = ("relu", "gelu", "silu")
 CRITIC_ACTIVATIONS = ("tanh", "relu")
@@ -149,6 +150,9 @@ class PolicyConfig:
     """standard: gated block with norm and feed-forward; fast: fused projection, plain residual."""
     agalite_fast_norm: bool = False
     """fast mode: y = x + attn(LN1(x)), not Metta's x + attn(x); lifts tiny fused projections (experiments/SUITE.md)."""
+    agalite_gating: str = "gru"
+    """standard mode's two combiners: gru (the paper: g1 = GRU1(x, attn), y = GRU2(g1, ff)) or none (plain residual:
+    g1 = x + attn, y = g1 + ff; an ablation, experiments/SUITE.md). Fast mode has no gates and needs gru."""
     agalite_eps: float = 1e-5
     clamp_gates: bool = False
     """Clamp beta and gamma to [0.05, 0.95] (Metta's stability guard)."""
@@ -307,6 +311,18 @@ def validate(cfg: PolicyConfig) -> None:
     _require(cfg.gating in GATINGS, "gating", cfg.gating, f"must be one of {GATINGS}")
     _require(cfg.pooling in POOLINGS, "pooling", cfg.pooling, f"must be one of {POOLINGS}")
     _require(cfg.agalite_mode in AGALITE_MODES, "agalite_mode", cfg.agalite_mode, f"must be one of {AGALITE_MODES}")
+    _require(
+        cfg.agalite_gating in AGALITE_GATINGS,
+        "agalite_gating",
+        cfg.agalite_gating,
+        f"must be one of {AGALITE_GATINGS}",
+    )
+    _require(
+        cfg.agalite_gating == "gru" or (cfg.variant in AGALITE_VARIANTS and cfg.agalite_mode == "standard"),
+        "agalite_gating",
+        cfg.agalite_gating,
+        "needs a standard-mode AGaLiTe variant (fast mode has no gates)",
+    )
     _require(isinstance(cfg.memory_len, int) and cfg.memory_len >= 1, "memory_len", cfg.memory_len, "must be >= 1")
     _require(
         isinstance(cfg.clamp_len, int) and (cfg.clamp_len == -1 or cfg.clamp_len > 0),

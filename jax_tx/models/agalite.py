@@ -240,10 +240,15 @@ class AGaLiTeAttention(nn.Module):
         return y, nxt
 
 
+def combine(cfg: PolicyConfig, name: str, x, y) -> jnp.ndarray:
+    """The standard block's combiner: GRU(x, y) (agalite_gating gru), or x + y (none)."""
+    return GRUGate(cfg, name=name)(x, y) if cfg.agalite_gating == "gru" else x + y
+
+
 class AGaLiTeLayer(nn.Module):
     """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (the relus only with
-    sublayer_relu, which the agalite presets set; Cortex has none). Fast: y = x + attn(x), or x + attn(LN1 x) with
-    agalite_fast_norm."""
+    sublayer_relu, which the agalite presets set; Cortex has none); agalite_gating none puts x + y for each GRU(x, y).
+    Fast: y = x + attn(x), or x + attn(LN1 x) with agalite_fast_norm."""
 
     cfg: PolicyConfig
 
@@ -256,9 +261,9 @@ class AGaLiTeLayer(nn.Module):
             return x + a, state
         act = nn.relu if cfg.sublayer_relu else (lambda y: y)
         a, state = attn(layer_norm(cfg, "norm1")(x), reset, state, deterministic)
-        g1 = GRUGate(cfg, name="gate1")(x, act(a))
+        g1 = combine(cfg, "gate1", x, act(a))
         f = FeedForward(cfg, name="ff")(layer_norm(cfg, "norm2")(g1), deterministic)
-        return GRUGate(cfg, name="gate2")(g1, act(f)), state
+        return combine(cfg, "gate2", g1, act(f)), state
 
 
 class AGaLiTeCore(nn.Module):

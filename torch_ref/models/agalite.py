@@ -157,8 +157,9 @@ class AGaLiTeAttention(nn.Module):
 
 
 class AGaLiTeLayer(nn.Module):
-    """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (relus only with sublayer_relu).
-    Fast: y = x + attn(x), or x + attn(LN1 x) with agalite_fast_norm."""
+    """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (relus only with sublayer_relu);
+    agalite_gating none puts x + y for each GRU(x, y). Fast: y = x + attn(x), or x + attn(LN1 x) with
+    agalite_fast_norm."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -168,7 +169,8 @@ class AGaLiTeLayer(nn.Module):
             self.norm1 = layer_norm(cfg)
         if cfg.agalite_mode != "fast":
             self.norm1, self.norm2 = layer_norm(cfg), layer_norm(cfg)
-            self.gate1, self.gate2 = GRUGate(cfg), GRUGate(cfg)
+            if cfg.agalite_gating == "gru":
+                self.gate1, self.gate2 = GRUGate(cfg), GRUGate(cfg)
             self.ff = FeedForward(cfg)
 
     def forward(self, x, reset, state):
@@ -177,8 +179,12 @@ class AGaLiTeLayer(nn.Module):
             return x + a, state
         act = torch.relu if self.cfg.sublayer_relu else (lambda y: y)
         a, state = self.attn(self.norm1(x), reset, state)
-        g1 = self.gate1(x, act(a))
-        return self.gate2(g1, act(self.ff(self.norm2(g1)))), state
+        g1 = self._combine("gate1", x, act(a))
+        return self._combine("gate2", g1, act(self.ff(self.norm2(g1)))), state
+
+    def _combine(self, name, x, y):
+        """GRU(x, y) (agalite_gating gru), or x + y (none)."""
+        return getattr(self, name)(x, y) if self.cfg.agalite_gating == "gru" else x + y
 
 
 class AGaLiTeCore(nn.Module):

@@ -175,6 +175,11 @@ def _agalite_write(tsd: dict, cfg) -> dict:
             f"config agalite_kernel={cfg.agalite_kernel!r}: Cortex's AGaLiTe feature maps are relu only, "
             "so not exportable"
         )
+    if cfg.agalite_gating != "gru":
+        raise MettaError(
+            f"config agalite_gating={cfg.agalite_gating!r}: Cortex's AGaLiTe blocks combine with two GRU gates, "
+            "so not exportable"
+        )
     out = _cortex_common_write(tsd, cfg)
     for i in range(cfg.num_layers):
         src, dst = f"core.layers.{i}.attn.", _block(i) + "cell."
