@@ -25,6 +25,7 @@ CONFIGS = {
     "fast_eluplus1_gates-4": preset("agalite_fast", **SMALL, agalite_kernel="eluplus1", agalite_gate_bias=-4.0),
     "fast_norm": preset("agalite_fast", **SMALL, agalite_fast_norm=True),
     "residual_block": preset("agalite", **SMALL, agalite_gating="none"),
+    "no_feed_forward": preset("agalite", **SMALL, agalite_ff=False),
 }
 NAMES = list(CONFIGS)
 

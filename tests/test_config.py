@@ -72,6 +72,8 @@ def test_overrides_apply_after_preset():
         (dict(agalite_fast_norm=True), "agalite_fast_norm"),  # trxl has no fast AGaLiTe layer
         (dict(agalite_gating="lstm"), "agalite_gating"),
         (dict(agalite_gating="none"), "agalite_gating"),  # trxl has no AGaLiTe block to ungate
+        (dict(agalite_ff=0), "agalite_ff"),
+        (dict(agalite_ff=False), "agalite_ff"),  # trxl has no AGaLiTe block
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):
@@ -79,14 +81,16 @@ def test_validation_names_the_bad_field(overrides, field):
         preset("trxl", obs_dim=4, num_actions=2, **overrides)
 
 
-def test_agalite_gating_none_needs_standard_mode_and_old_configs_load_gru():
+def test_agalite_block_ablations_need_standard_mode_and_old_configs_load_the_paper_block():
     with pytest.raises(ConfigError, match="config field agalite_gating='none'.*standard-mode"):
         preset("agalite_fast", obs_dim=4, num_actions=2, agalite_gating="none")
-    cfg = preset("agalite", obs_dim=4, num_actions=2, agalite_gating="none")
+    with pytest.raises(ConfigError, match="config field agalite_ff=False.*standard-mode"):
+        preset("agalite_fast", obs_dim=4, num_actions=2, agalite_ff=False)
+    cfg = preset("agalite", obs_dim=4, num_actions=2, agalite_gating="none", agalite_ff=False)
     assert PolicyConfig.from_json(cfg.to_json()) == cfg
     old = cfg.to_dict()
-    del old["agalite_gating"]  # a config saved before the field existed
-    assert PolicyConfig.from_dict(old).agalite_gating == "gru"
+    del old["agalite_gating"], old["agalite_ff"]  # a config saved before the fields existed
+    assert (PolicyConfig.from_dict(old).agalite_gating, PolicyConfig.from_dict(old).agalite_ff) == ("gru", True)
 
 
 def test_unknown_variant_field_and_size_are_refused():

@@ -235,11 +235,14 @@ def test_export_refuses_the_eluplus1_kernel(tmp_path, capsys):
     assert "agalite_kernel='eluplus1'" in err and "relu only" in err, err
 
 
-def test_export_refuses_the_ungated_agalite_block(tmp_path, capsys):
-    """Cortex's AGaLiTe block combines through two GRU gates: agalite_gating="none" (plain residuals, no gate
-    weights) is refused in one line naming the field, and nothing is written."""
+def test_export_refuses_the_ungated_or_feed_forward_free_agalite_block(tmp_path, capsys):
+    """Cortex's AGaLiTe block has a feed-forward and two GRU gates: agalite_gating="none" (plain residuals) and
+    agalite_ff=False (no feed-forward) are each refused in one line naming the field, and nothing is written."""
     err = refused_cortex_agalite_export(tmp_path, capsys, agalite_gating="none")
     assert "agalite_gating='none'" in err and "GRU gates" in err, err
+    (tmp_path / "no_ff").mkdir()
+    err = refused_cortex_agalite_export(tmp_path / "no_ff", capsys, agalite_ff=False)
+    assert "agalite_ff=False" in err and "feed-forward" in err, err
 
 
 def test_export_refuses_a_nonzero_agalite_gate_bias(tmp_path, capsys):

@@ -153,6 +153,9 @@ class PolicyConfig:
     agalite_gating: str = "gru"
     """standard mode's two combiners: gru (the paper: g1 = GRU1(x, attn), y = GRU2(g1, ff)) or none (plain residual:
     g1 = x + attn, y = g1 + ff; an ablation, experiments/SUITE.md). Fast mode has no gates and needs gru."""
+    agalite_ff: bool = True
+    """standard mode's feed-forward sublayer; False ends the block at g1 (no LN2, FF or second combiner: an
+    ablation, experiments/SUITE.md). Fast mode has no feed-forward and needs True."""
     agalite_eps: float = 1e-5
     clamp_gates: bool = False
     """Clamp beta and gamma to [0.05, 0.95] (Metta's stability guard)."""
@@ -322,6 +325,13 @@ def validate(cfg: PolicyConfig) -> None:
         "agalite_gating",
         cfg.agalite_gating,
         "needs a standard-mode AGaLiTe variant (fast mode has no gates)",
+    )
+    _require(isinstance(cfg.agalite_ff, bool), "agalite_ff", cfg.agalite_ff, "must be True or False")
+    _require(
+        cfg.agalite_ff or (cfg.variant in AGALITE_VARIANTS and cfg.agalite_mode == "standard"),
+        "agalite_ff",
+        cfg.agalite_ff,
+        "needs a standard-mode AGaLiTe variant (fast mode has no feed-forward)",
     )
     _require(isinstance(cfg.memory_len, int) and cfg.memory_len >= 1, "memory_len", cfg.memory_len, "must be >= 1")
     _require(

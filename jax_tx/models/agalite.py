@@ -247,8 +247,8 @@ def combine(cfg: PolicyConfig, name: str, x, y) -> jnp.ndarray:
 
 class AGaLiTeLayer(nn.Module):
     """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (the relus only with
-    sublayer_relu, which the agalite presets set; Cortex has none); agalite_gating none puts x + y for each GRU(x, y).
-    Fast: y = x + attn(x), or x + attn(LN1 x) with agalite_fast_norm."""
+    sublayer_relu, which the agalite presets set; Cortex has none); agalite_gating none puts x + y for each GRU(x, y);
+    agalite_ff False returns g1. Fast: y = x + attn(x), or x + attn(LN1 x) with agalite_fast_norm."""
 
     cfg: PolicyConfig
 
@@ -262,6 +262,8 @@ class AGaLiTeLayer(nn.Module):
         act = nn.relu if cfg.sublayer_relu else (lambda y: y)
         a, state = attn(layer_norm(cfg, "norm1")(x), reset, state, deterministic)
         g1 = combine(cfg, "gate1", x, act(a))
+        if not cfg.agalite_ff:
+            return g1, state
         f = FeedForward(cfg, name="ff")(layer_norm(cfg, "norm2")(g1), deterministic)
         return combine(cfg, "gate2", g1, act(f)), state
 

@@ -158,8 +158,8 @@ class AGaLiTeAttention(nn.Module):
 
 class AGaLiTeLayer(nn.Module):
     """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (relus only with sublayer_relu);
-    agalite_gating none puts x + y for each GRU(x, y). Fast: y = x + attn(x), or x + attn(LN1 x) with
-    agalite_fast_norm."""
+    agalite_gating none puts x + y for each GRU(x, y); agalite_ff False returns g1. Fast: y = x + attn(x), or
+    x + attn(LN1 x) with agalite_fast_norm."""
 
     def __init__(self, cfg: PolicyConfig):
         super().__init__()
@@ -168,10 +168,15 @@ class AGaLiTeLayer(nn.Module):
         if cfg.agalite_fast_norm:  # validate() allows it in fast mode only
             self.norm1 = layer_norm(cfg)
         if cfg.agalite_mode != "fast":
-            self.norm1, self.norm2 = layer_norm(cfg), layer_norm(cfg)
+            self.norm1 = layer_norm(cfg)  # creation order (norm1, norm2, gate1, gate2, ff) fixes the torch init
+            if cfg.agalite_ff:
+                self.norm2 = layer_norm(cfg)
             if cfg.agalite_gating == "gru":
-                self.gate1, self.gate2 = GRUGate(cfg), GRUGate(cfg)
-            self.ff = FeedForward(cfg)
+                self.gate1 = GRUGate(cfg)
+                if cfg.agalite_ff:
+                    self.gate2 = GRUGate(cfg)
+            if cfg.agalite_ff:
+                self.ff = FeedForward(cfg)
 
     def forward(self, x, reset, state):
         if self.cfg.agalite_mode == "fast":
@@ -180,6 +185,8 @@ class AGaLiTeLayer(nn.Module):
         act = torch.relu if self.cfg.sublayer_relu else (lambda y: y)
         a, state = self.attn(self.norm1(x), reset, state)
         g1 = self._combine("gate1", x, act(a))
+        if not self.cfg.agalite_ff:
+            return g1, state
         return self._combine("gate2", g1, act(self.ff(self.norm2(g1)))), state
 
     def _combine(self, name, x, y):

@@ -175,10 +175,10 @@ def _agalite_write(tsd: dict, cfg) -> dict:
             f"config agalite_kernel={cfg.agalite_kernel!r}: Cortex's AGaLiTe feature maps are relu only, "
             "so not exportable"
         )
-    if cfg.agalite_gating != "gru":
+    if cfg.agalite_gating != "gru" or not cfg.agalite_ff:
+        field = f"agalite_gating={cfg.agalite_gating!r}" if cfg.agalite_gating != "gru" else "agalite_ff=False"
         raise MettaError(
-            f"config agalite_gating={cfg.agalite_gating!r}: Cortex's AGaLiTe blocks combine with two GRU gates, "
-            "so not exportable"
+            f"config {field}: Cortex's AGaLiTe blocks have a feed-forward and two GRU gates, so not exportable"
         )
     out = _cortex_common_write(tsd, cfg)
     for i in range(cfg.num_layers):
