@@ -151,11 +151,9 @@ class PolicyConfig:
     agalite_fast_norm: bool = False
     """fast mode: y = x + attn(LN1(x)), not Metta's x + attn(x); lifts tiny fused projections (experiments/SUITE.md)."""
     agalite_gating: str = "gru"
-    """standard mode's two combiners: gru (the paper: g1 = GRU1(x, attn), y = GRU2(g1, ff)) or none (plain residual:
-    g1 = x + attn, y = g1 + ff; an ablation, experiments/SUITE.md). Fast mode has no gates and needs gru."""
+    """standard block's combiners: gru (the paper's GRU gates) or none (x + y; an ablation, experiments/SUITE.md)."""
     agalite_ff: bool = True
-    """standard mode's feed-forward sublayer; False ends the block at g1 (no LN2, FF or second combiner: an
-    ablation, experiments/SUITE.md). Fast mode has no feed-forward and needs True."""
+    """standard block's feed-forward; False ends the block at g1 (no LN2, FF, gate2; an ablation, SUITE.md)."""
     agalite_eps: float = 1e-5
     clamp_gates: bool = False
     """Clamp beta and gamma to [0.05, 0.95] (Metta's stability guard)."""
@@ -314,25 +312,6 @@ def validate(cfg: PolicyConfig) -> None:
     _require(cfg.gating in GATINGS, "gating", cfg.gating, f"must be one of {GATINGS}")
     _require(cfg.pooling in POOLINGS, "pooling", cfg.pooling, f"must be one of {POOLINGS}")
     _require(cfg.agalite_mode in AGALITE_MODES, "agalite_mode", cfg.agalite_mode, f"must be one of {AGALITE_MODES}")
-    _require(
-        cfg.agalite_gating in AGALITE_GATINGS,
-        "agalite_gating",
-        cfg.agalite_gating,
-        f"must be one of {AGALITE_GATINGS}",
-    )
-    _require(
-        cfg.agalite_gating == "gru" or (cfg.variant in AGALITE_VARIANTS and cfg.agalite_mode == "standard"),
-        "agalite_gating",
-        cfg.agalite_gating,
-        "needs a standard-mode AGaLiTe variant (fast mode has no gates)",
-    )
-    _require(isinstance(cfg.agalite_ff, bool), "agalite_ff", cfg.agalite_ff, "must be True or False")
-    _require(
-        cfg.agalite_ff or (cfg.variant in AGALITE_VARIANTS and cfg.agalite_mode == "standard"),
-        "agalite_ff",
-        cfg.agalite_ff,
-        "needs a standard-mode AGaLiTe variant (fast mode has no feed-forward)",
-    )
     _require(isinstance(cfg.memory_len, int) and cfg.memory_len >= 1, "memory_len", cfg.memory_len, "must be >= 1")
     _require(
         isinstance(cfg.clamp_len, int) and (cfg.clamp_len == -1 or cfg.clamp_len > 0),
@@ -349,10 +328,15 @@ def validate(cfg: PolicyConfig) -> None:
         ("memory_init", MEMORY_INITS),
         ("memory_holds", MEMORY_HOLDS),
         ("init", INITS),
+        ("agalite_gating", AGALITE_GATINGS),
     ):
         _require(getattr(cfg, name) in allowed, name, getattr(cfg, name), f"must be one of {allowed}")
-    for name in ("attn_out_bias", "final_norm", "norm_bias", "agalite_fast_norm"):
+    for name in ("attn_out_bias", "final_norm", "norm_bias", "agalite_fast_norm", "agalite_ff"):
         _require(isinstance(getattr(cfg, name), bool), name, getattr(cfg, name), "must be True or False")
+    standard_agalite = cfg.variant in AGALITE_VARIANTS and cfg.agalite_mode == "standard"
+    for name, paper in (("agalite_gating", "gru"), ("agalite_ff", True)):  # the block ablations
+        v = getattr(cfg, name)
+        _require(v == paper or standard_agalite, name, v, "needs a standard-mode AGaLiTe variant (fast mode has none)")
     _require(not cfg.agalite_fast_norm or cfg.agalite_mode == "fast", "agalite_fast_norm", True, "needs fast mode")
     _require(
         isinstance(cfg.actor_layers, int) and 1 <= cfg.actor_layers <= 8,
@@ -381,24 +365,14 @@ def _validate_tokens(cfg: PolicyConfig) -> None:
     ):
         v = getattr(cfg, name)
         _require(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "must be an int >= 1")
-    _require(
-        isinstance(cfg.token_attr_vocab, int) and 1 <= cfg.token_attr_vocab <= 256,
-        "token_attr_vocab",
-        cfg.token_attr_vocab,
-        "must be in 1..256 (attribute ids are one byte)",
-    )
-    _require(
-        isinstance(cfg.token_grid_size, int) and 2 <= cfg.token_grid_size <= 16,
-        "token_grid_size",
-        cfg.token_grid_size,
-        "must be in 2..16 (x and y are 4-bit nibbles)",
-    )
-    _require(
-        isinstance(cfg.token_latent_dim, int) and cfg.token_latent_dim >= 0,
-        "token_latent_dim",
-        cfg.token_latent_dim,
-        "must be >= 0 (0 = d_model)",
-    )
+    for name, lo, hi, why in (
+        ("token_attr_vocab", 1, 256, "attribute ids are one byte"),
+        ("token_grid_size", 2, 16, "x and y are 4-bit nibbles"),
+    ):
+        v = getattr(cfg, name)
+        _require(isinstance(v, int) and lo <= v <= hi, name, v, f"must be in {lo}..{hi} ({why})")
+    v = cfg.token_latent_dim
+    _require(isinstance(v, int) and v >= 0, "token_latent_dim", v, "must be >= 0 (0 = d_model)")
     _require(
         cfg.latent_dim % cfg.token_num_heads == 0,
         "token_num_heads",
