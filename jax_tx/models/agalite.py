@@ -47,7 +47,7 @@ import numpy as np
 from jax_tx.config import PolicyConfig
 from jax_tx.nn.common import dense, layer_norm, state_dtype
 from jax_tx.nn.feedforward import FeedForward
-from jax_tx.nn.gating import GRUGate
+from jax_tx.nn.gating import combine
 from jax_tx.nn.lstm import LSTM, lstm_initial_state
 
 GATE_CLAMP = (0.05, 0.95)
@@ -240,11 +240,6 @@ class AGaLiTeAttention(nn.Module):
         return y, nxt
 
 
-def combine(cfg: PolicyConfig, name: str, x, y) -> jnp.ndarray:
-    """The standard block's combiner: GRU(x, y) (agalite_gating gru), or x + y (none)."""
-    return GRUGate(cfg, name=name)(x, y) if cfg.agalite_gating == "gru" else x + y
-
-
 class AGaLiTeLayer(nn.Module):
     """Standard: g1 = GRU1(x, relu(attn(LN1 x))), y = GRU2(g1, relu(FF(LN2 g1))) (the relus only with
     sublayer_relu, which the agalite presets set; Cortex has none); agalite_gating none puts x + y for each GRU(x, y);
@@ -261,11 +256,11 @@ class AGaLiTeLayer(nn.Module):
             return x + a, state
         act = nn.relu if cfg.sublayer_relu else (lambda y: y)
         a, state = attn(layer_norm(cfg, "norm1")(x), reset, state, deterministic)
-        g1 = combine(cfg, "gate1", x, act(a))
+        g1 = combine(cfg, "gate1", x, act(a), cfg.agalite_gating)
         if not cfg.agalite_ff:
             return g1, state
         f = FeedForward(cfg, name="ff")(layer_norm(cfg, "norm2")(g1), deterministic)
-        return combine(cfg, "gate2", g1, act(f)), state
+        return combine(cfg, "gate2", g1, act(f), cfg.agalite_gating), state
 
 
 class AGaLiTeCore(nn.Module):

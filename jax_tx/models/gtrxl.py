@@ -16,7 +16,7 @@ from jax_tx.config import PolicyConfig
 from jax_tx.models.trxl import XLCore, initial_memory
 from jax_tx.nn.common import layer_norm
 from jax_tx.nn.feedforward import FeedForward
-from jax_tx.nn.gating import make_gate
+from jax_tx.nn.gating import combine
 from jax_tx.nn.relative import RelMultiHeadAttention
 
 __all__ = ["GTrXLLayer", "initial_memory", "make_core"]
@@ -32,17 +32,13 @@ class GTrXLLayer(nn.Module):
         keys_in = jnp.concatenate([mem.astype(x.dtype), x], axis=1)
         a = RelMultiHeadAttention(cfg, name="attn")(layer_norm(cfg, "norm1")(keys_in), allowed, deterministic)
         a = nn.Dropout(cfg.dropout)(a, deterministic=deterministic)
-        f_in = _combine(cfg, "gate1", x, _act(cfg, a))
+        f_in = combine(cfg, "gate1", x, _act(cfg, a))
         f = FeedForward(cfg, name="ff")(layer_norm(cfg, "norm2")(f_in), deterministic)
-        return _combine(cfg, "gate2", f_in, _act(cfg, f))
+        return combine(cfg, "gate2", f_in, _act(cfg, f))
 
 
 def _act(cfg: PolicyConfig, y):
     return nn.relu(y) if cfg.sublayer_relu else y
-
-
-def _combine(cfg: PolicyConfig, name: str, x, y):
-    return x + y if cfg.gating == "none" else make_gate(cfg, name)(x, y)
 
 
 def make_core(cfg: PolicyConfig, name: str) -> nn.Module:

@@ -54,10 +54,17 @@ class FusedGRUGate(nn.Module):
         return (1.0 - z) * x + z * jnp.tanh(a_h * r)
 
 
-def make_gate(cfg: PolicyConfig, name: str) -> nn.Module:
-    """The configured combiner; gating='none' has no parameters and is handled by callers."""
-    if cfg.gating == "gru":
+def make_gate(cfg: PolicyConfig, name: str, gating: str | None = None) -> nn.Module:
+    """The gate module for `gating` (default cfg.gating); 'none' has no module: see combine."""
+    gating = cfg.gating if gating is None else gating
+    if gating == "gru":
         return GRUGate(cfg, name=name)
-    if cfg.gating == "fused_gru":
+    if gating == "fused_gru":
         return FusedGRUGate(cfg, name=name)
-    raise ValueError(f"gating={cfg.gating!r} has no gate module")
+    raise ValueError(f"gating={gating!r} has no gate module")
+
+
+def combine(cfg: PolicyConfig, name: str, x: jnp.ndarray, y: jnp.ndarray, gating: str | None = None) -> jnp.ndarray:
+    """g(x, y) = x + y for gating 'none', else the named gate's g(x, y); gating defaults to cfg.gating."""
+    gating = cfg.gating if gating is None else gating
+    return x + y if gating == "none" else make_gate(cfg, name, gating)(x, y)

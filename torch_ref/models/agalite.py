@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from jax_tx.config import PolicyConfig
 from torch_ref.nn.common import layer_norm, torch_dtype
 from torch_ref.nn.feedforward import FeedForward
-from torch_ref.nn.gating import GRUGate
+from torch_ref.nn.gating import combine, make_gate
 from torch_ref.nn.lstm import LSTM, lstm_initial_state
 
 GATE_CLAMP = (0.05, 0.95)
@@ -165,16 +165,14 @@ class AGaLiTeLayer(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.attn = AGaLiTeAttention(cfg)
-        if cfg.agalite_fast_norm:  # validate() allows it in fast mode only
+        if cfg.agalite_fast_norm or cfg.agalite_mode != "fast":  # validate() allows agalite_fast_norm in fast mode only
             self.norm1 = layer_norm(cfg)
         if cfg.agalite_mode != "fast":
-            self.norm1 = layer_norm(cfg)  # creation order (norm1, norm2, gate1, gate2, ff) fixes the torch init
             if cfg.agalite_ff:
                 self.norm2 = layer_norm(cfg)
-            if cfg.agalite_gating == "gru":
-                self.gate1 = GRUGate(cfg)
-                if cfg.agalite_ff:
-                    self.gate2 = GRUGate(cfg)
+            gates = ("gate1", "gate2") if cfg.agalite_ff else ("gate1",)
+            for name in gates if cfg.agalite_gating != "none" else ():  # gates before ff: that order fixes the init
+                setattr(self, name, make_gate(cfg, cfg.agalite_gating))
             if cfg.agalite_ff:
                 self.ff = FeedForward(cfg)
 
@@ -184,14 +182,10 @@ class AGaLiTeLayer(nn.Module):
             return x + a, state
         act = torch.relu if self.cfg.sublayer_relu else (lambda y: y)
         a, state = self.attn(self.norm1(x), reset, state)
-        g1 = self._combine("gate1", x, act(a))
+        g1 = combine(self, self.cfg.agalite_gating, "gate1", x, act(a))
         if not self.cfg.agalite_ff:
             return g1, state
-        return self._combine("gate2", g1, act(self.ff(self.norm2(g1)))), state
-
-    def _combine(self, name, x, y):
-        """GRU(x, y) (agalite_gating gru), or x + y (none)."""
-        return getattr(self, name)(x, y) if self.cfg.agalite_gating == "gru" else x + y
+        return combine(self, self.cfg.agalite_gating, "gate2", g1, act(self.ff(self.norm2(g1)))), state
 
 
 class AGaLiTeCore(nn.Module):

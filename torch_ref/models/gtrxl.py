@@ -13,7 +13,7 @@ from jax_tx.config import PolicyConfig
 from torch_ref.models.trxl import XLCore, initial_memory
 from torch_ref.nn.common import layer_norm
 from torch_ref.nn.feedforward import FeedForward
-from torch_ref.nn.gating import make_gate
+from torch_ref.nn.gating import combine, make_gate
 from torch_ref.nn.relative import RelMultiHeadAttention
 
 __all__ = ["GTrXLLayer", "initial_memory", "make_core"]
@@ -34,15 +34,12 @@ class GTrXLLayer(nn.Module):
     def forward(self, x, mem, allowed):
         keys_in = torch.cat([mem.to(x.dtype), x], dim=1)
         a = self.drop(self.attn(self.norm1(keys_in), allowed))
-        f_in = self._combine("gate1", x, self._act(a))
+        f_in = combine(self, self.cfg.gating, "gate1", x, self._act(a))
         f = self.ff(self.norm2(f_in))
-        return self._combine("gate2", f_in, self._act(f))
+        return combine(self, self.cfg.gating, "gate2", f_in, self._act(f))
 
     def _act(self, y):
         return torch.relu(y) if self.cfg.sublayer_relu else y
-
-    def _combine(self, name, x, y):
-        return x + y if self.cfg.gating == "none" else getattr(self, name)(x, y)
 
 
 def make_core(cfg: PolicyConfig) -> nn.Module:

@@ -42,9 +42,16 @@ class FusedGRUGate(nn.Module):
         return (1.0 - z) * x + z * torch.tanh(a_h * r)
 
 
-def make_gate(cfg: PolicyConfig) -> nn.Module:
-    if cfg.gating == "gru":
+def make_gate(cfg: PolicyConfig, gating: str | None = None) -> nn.Module:
+    """The gate module for `gating` (default cfg.gating); 'none' has no module: see combine."""
+    gating = cfg.gating if gating is None else gating
+    if gating == "gru":
         return GRUGate(cfg)
-    if cfg.gating == "fused_gru":
+    if gating == "fused_gru":
         return FusedGRUGate(cfg)
-    raise ValueError(f"gating={cfg.gating!r} has no gate module")
+    raise ValueError(f"gating={gating!r} has no gate module")
+
+
+def combine(layer: nn.Module, gating: str, name: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """g(x, y) = x + y for gating 'none', else the gate layer.<name> (made by make_gate) applied to (x, y)."""
+    return x + y if gating == "none" else getattr(layer, name)(x, y)
