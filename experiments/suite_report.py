@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "suite"
 sys.path.insert(0, str(HERE))
-from learning_suite import CHOICES, TASKS  # noqa: E402
+from learning_suite import CHOICES, TASKS, metrics_path  # noqa: E402
 
 
 def floats(text: str) -> list[float]:
@@ -236,6 +236,64 @@ def dead_features_section(path: Path) -> list[str]:
     return lines + [""]
 
 
+def read_metrics(path: Path) -> dict[str, list[dict]]:
+    """A .metrics.csv's rows per seed, in iteration order."""
+    by_seed: dict[str, list[dict]] = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            by_seed.setdefault(r["seed"], []).append(r)
+    return by_seed
+
+
+def walk(iterations: list[dict], steps_per_iteration: int) -> tuple[float, float]:
+    """(mean policy entropy, env steps per finished episode = steps_per_iteration * n / finished episodes) over
+    n iterations of one seed."""
+    episodes = sum(float(r["episodes"]) for r in iterations)
+    entropy = statistics.fmean(float(r["entropy"]) for r in iterations)
+    return entropy, steps_per_iteration * len(iterations) / max(episodes, 1.0)
+
+
+def walk_cells(iterations: list[dict], steps_to: str, last: int = 10, before: int = 5) -> tuple[str, str]:
+    """('entropy steps' over the last `last` iterations, the same over the `before` iterations ahead of the first
+    5-iteration window at training success >= 0.9, which ends at env step `steps_to`; '-' if it never did)."""
+    step = int(iterations[0]["env_steps"])
+    end = "{:.2f} {:.0f}".format(*walk(iterations[-last:], step))
+    if steps_to == "-":
+        return end, "-"
+    start = int(steps_to) // step - 5  # the window's first iteration
+    ahead = iterations[max(0, start - before) : start]
+    return end, "{:.2f} {:.0f}".format(*walk(ahead, step)) if ahead else "-"
+
+
+def walk_section(rows: list[dict]) -> list[str]:
+    """T-Maze rows with a metrics file: per seed, entropy and steps per episode at the end of training and before
+    training success first reached 0.9, beside training and greedy success."""
+    latest = {(r["task"], r["variant"], r["tag"]): r for r in rows if r["task"].startswith("tmaze")}
+    lines = [
+        "## T-Maze: walk and entropy",
+        "",
+        "Per seed (from the row's .metrics.csv), 'entropy steps': mean policy entropy (ln 3 = 1.10 is uniform over",
+        "the 3 actions) and env steps per finished episode (a direct walk takes about corridor + 2 steps; turns are",
+        "no-ops in the corridor), over the last 10 iterations (end) and over the 5 iterations before the first",
+        "5-iteration window at training success >= 0.9 (before 0.9; '-': never reached). Seeds in the row's order.",
+        "",
+        "| task | variant | tag | seeds | end | before 0.9 | final train success | greedy success |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (task, variant, tag), r in sorted(latest.items()):
+        path = metrics_path(task, variant, tag)
+        if not path.exists():
+            continue
+        by_seed, seeds = read_metrics(path), r["seeds"].split()
+        cells = [walk_cells(by_seed[s], to90) for s, to90 in zip(seeds, r["steps_to_0.9"].split(), strict=True)]
+        end, before = (" / ".join(c[k] for c in cells) for k in (0, 1))
+        lines.append(
+            f"| {task} | {variant} | {tag or '-'} | {','.join(seeds)} | {end} | {before} | {r['final_success']} | "
+            f"{r['greedy_success']} |"
+        )
+    return lines + [""]
+
+
 def main() -> int:
     rows = read_rows()
     choices = json.loads(CHOICES.read_text()) if CHOICES.exists() else {}
@@ -281,6 +339,7 @@ def main() -> int:
             lines += ["Sweep points and studies:", ""] + table(tagged, with_tag=True) + [""]
     lines += probe_section(RESULTS / "probe.csv")
     lines += dead_features_section(RESULTS / "dead_features.csv")
+    lines += walk_section(rows)
     (RESULTS / "RESULTS.md").write_text("\n".join(lines) + "\n")
     print(RESULTS / "RESULTS.md")
     return 0

@@ -263,6 +263,19 @@ def test_dead_features_section_tables_each_seed_in_order(tmp_path):
     ]
 
 
+def test_walk_cells_average_entropy_and_steps_per_episode_at_the_end_and_before_the_first_0_9_window():
+    import suite_report
+
+    # 100 env steps per iteration; entropy i / 10 and 1 + i episodes at iteration i (none ended at i = 0)
+    its = [{"env_steps": str(100 * (i + 1)), "entropy": str(i / 10), "episodes": str(i and 1 + i)} for i in range(12)]
+    end, before = suite_report.walk_cells(its, steps_to="1000", last=2, before=3)
+    # end: iterations 10, 11 -> entropy 1.05, 200 steps / 23 episodes; the window reaching 0.9 at step 1000 is
+    # iterations 5..9, so before it iterations 2, 3, 4 -> entropy 0.30, 300 steps / 12 episodes
+    assert (end, before) == ("1.05 9", "0.30 25")
+    assert suite_report.walk_cells(its, steps_to="-", last=12) == ("0.55 16", "-")  # 1200 steps / 77 episodes
+    assert suite_report.walk_cells(its, steps_to="500")[1] == "-"  # the window starts at iteration 0
+
+
 def test_greedy_gap_plays_the_suites_greedy_episodes_and_counts_short_sampled_ones():
     """greedy_gap's greedy success is the suite's greedy_success (same keys, same play); its short sampled episodes
     are the finished ones within the greedy median length + 2, and every finished greedy episode counts as short."""
