@@ -8,7 +8,8 @@ results/suite/runs.csv, seeds trained together). --choose scores every (task, va
 success, then mean final training success, then the smaller budget (env steps trained), then fewer median steps
 to 0.9 (each of the two means rounded to 0.01), keeps a point only if it beats the
 base recipe (its "sweep:base" row, or the untagged row when the points ran at full budget and seeds, e.g.
-`learning_suite.py --tag sweep:bptt=128 --set ppo.bptt_horizon=128`), and writes
+`learning_suite.py --tag sweep:bptt=128 --set ppo.bptt_horizon=128`; of several base rows, the one run on the
+point's CPU model, e.g. a rerun tagged "check:base,xeon"), and writes
 experiments/recipes/suite/choices.json, which learning_suite.recipe() applies on top of the base tables.
 What was swept is in experiments/SUITE.md.
 """
@@ -68,8 +69,22 @@ def score(row: dict) -> tuple:
     return (round(statistics.fmean(greedy), 2), round(statistics.fmean(final), 2), -int(row["env_steps"]), -to90)
 
 
+def cpu(row: dict) -> str:
+    """The CPU model a row ran on: its machine field up to the first ';'."""
+    return row.get("machine", "").split(";")[0]
+
+
+def base_for(point: dict, bases: list[dict]) -> dict:
+    """The base row run on the point's CPU model, else the first base row."""
+    same_cpu = [b for b in bases if cpu(b) == cpu(point)]
+    return (same_cpu or bases)[0]
+
+
 def choose() -> dict:
-    """{"task__variant": overrides} of the best sweep point that beats its base, from results/suite/runs.csv."""
+    """{"task__variant": overrides} of the best sweep point that beats its base, from results/suite/runs.csv.
+
+    A point is compared with the base run on its own CPU model where there is one (recipes sit on a knife edge
+    that one CPU's rounding can tip, see SUITE.md), else with the first base row."""
     with open(suite.RESULTS / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -78,14 +93,17 @@ def choose() -> dict:
             groups.setdefault((r["task"], r["variant"]), []).append(r)
     choices = {}
     for (task, variant), points in sorted(groups.items()):
-        base = [r for r in points if r["tag"] == "sweep:base"]
-        if not base:  # sweep points run at the full budget and seeds compare with the untagged base row
-            base = [r for r in rows if (r["task"], r["variant"], r["tag"]) == (task, variant, "")]
-            points = points + base
-        best = max(points, key=score)
-        if base and score(best) > score(base[0]) and best["tag"] not in ("sweep:base", ""):
+        bases = [r for r in points if r["tag"] == "sweep:base"]
+        if not bases:  # full-budget points: the untagged row and its reruns on other CPUs ("check:base,<cpu>")
+            bases = [r for r in rows if (r["task"], r["variant"]) == (task, variant)]
+            bases = [r for r in bases if r["tag"] == "" or r["tag"].startswith("check:base")]
+        if not bases:
+            continue
+        winners = [p for p in points if p["tag"] != "sweep:base" and score(p) > score(base_for(p, bases))]
+        if winners:
+            best = max(winners, key=score)
             over = json.loads(best["overrides"])
-            if base[0]["tag"] == "sweep:base":  # a reduced budget shared with its base is the sweep's economy
+            if bases[0]["tag"] == "sweep:base":  # a reduced budget shared with its base is the sweep's economy
                 over.pop("total_steps", None)
             choices[f"{task}__{variant}"] = {"from": best["tag"], "overrides": over}
     return choices

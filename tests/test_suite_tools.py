@@ -113,6 +113,23 @@ def test_choose_keeps_a_larger_budget_against_the_full_budget_base_only(tmp_path
     assert suite_sweep.choose() == {"t__v": {"from": "sweep:lr=3e-4", "overrides": {"ppo.learning_rate": 0.0003}}}
 
 
+def test_choose_compares_a_point_with_the_base_run_on_its_own_cpu(tmp_path, monkeypatch):
+    """The untagged base ran on AMD and solved less than its Xeon rerun; a Xeon point that beats only the AMD
+    base is not chosen, one that beats the Xeon base is."""
+    monkeypatch.setattr(suite, "RESULTS", tmp_path)
+    amd, xeon = {"machine": "2-core AMD EPYC; jax"}, {"machine": "2-core Intel Xeon; jax"}
+    base = {**run_row("", "0.5 0.5", "0.5 0.5", "- -"), **amd}
+    rerun = {**run_row("check:base,xeon", "1.0 0.5", "1.0 0.5", "100 -"), **xeon}
+    point = {**run_row("sweep:init=orthogonal", "0.5 1.0", "0.5 0.9", "- 300", '{"policy.init": "orthogonal"}'), **xeon}
+    write_runs(tmp_path / "runs.csv", [base, rerun, point])
+    assert suite_sweep.choose() == {}
+    write_runs(tmp_path / "runs.csv", [base, point])  # no same-CPU base: the untagged row decides
+    assert suite_sweep.choose()["t__v"]["from"] == "sweep:init=orthogonal"
+    better = {**point, "greedy_success": "1.0 1.0"}
+    write_runs(tmp_path / "runs.csv", [base, rerun, better])
+    assert suite_sweep.choose()["t__v"]["from"] == "sweep:init=orthogonal"
+
+
 def test_choose_prefers_the_smaller_budget_among_equally_good_points(tmp_path, monkeypatch):
     """Two points that both solve every seed: the one at the task's budget wins over one at twice it, though
     the longer run reaches 0.9 in fewer steps (a doubled budget is chosen only where it is needed)."""
