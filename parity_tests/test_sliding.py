@@ -40,6 +40,22 @@ def test_cls_pooling_parity_and_step_mode():
     h.check_step_equals_sequence(cfg, chunks=2)
 
 
+def test_no_positions_parity_and_step_mode():
+    """sliding_positions none: twins agree, step == sequence, and the output differs from the sinusoid model's
+    (same params), so the option is live."""
+    cfg = CONFIGS["mean"].replace(sliding_positions="none")
+    h.check_forward_parity(cfg, h.FP32_TOL, chunks=2)
+    h.check_step_equals_sequence(cfg, chunks=2)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(2, 6, 6)).astype(np.float32)
+    reset = np.zeros((2, 6), bool)
+    _, model, params = h.build_pair(cfg)
+    _, model_pe, _ = h.build_pair(CONFIGS["mean"])
+    with_pe = _values(model_pe, params, CONFIGS["mean"], obs, reset)
+    without = _values(model, params, cfg, obs, reset)
+    assert np.abs(with_pe - without).max() > 1e-3
+
+
 def test_cache_across_resets_is_metta_behaviour():
     """cache_across_resets: twins agree, step == sequence, but a reset no longer equals fresh memory."""
     cfg = CONFIGS["mean"].replace(cache_across_resets=True)

@@ -74,6 +74,8 @@ def test_overrides_apply_after_preset():
         (dict(agalite_gating="none"), "agalite_gating"),  # trxl has no AGaLiTe block to ungate
         (dict(agalite_ff=0), "agalite_ff"),
         (dict(agalite_ff=False), "agalite_ff"),  # trxl has no AGaLiTe block
+        (dict(sliding_positions="rope"), "sliding_positions"),
+        (dict(sliding_positions="none"), "sliding_positions"),  # trxl has its own relative positions
     ],
 )
 def test_validation_names_the_bad_field(overrides, field):

@@ -13,7 +13,9 @@ import jax_tx
 import torch_ref
 from jax_tx.cli.convert import main
 from jax_tx.io import checkpoint
+from jax_tx.io.metta.errors import MettaError
 from jax_tx.io.metta.importer import import_metta
+from jax_tx.io.metta.plans import PLANS
 from jax_tx.io.verify import random_chunks, random_tokens
 from torch_ref.nn import relative
 
@@ -226,6 +228,16 @@ def refused_cortex_agalite_export(tmp_path, capsys, **changes) -> str:
     assert "\n" not in err, err
     assert not (tmp_path / "out").exists()
     return err
+
+
+def test_export_refuses_sliding_without_positions(tmp_path, capsys):
+    """Metta's sliding transformer adds sinusoid positions to every token: writing an imported sliding checkpoint
+    back with sliding_positions="none" is refused in one line naming the field."""
+    _, _, metta, arch = fixture("metta_sliding")
+    imp = import_metta(write_dir(tmp_path / "run:v1", metta, arch))
+    weights = {k: v.numpy() for k, v in imp.state_dict.items()}
+    with pytest.raises(MettaError, match="sliding_positions='none'.*sinusoid"):
+        PLANS["metta_sliding"].write(weights, imp.cfg.replace(sliding_positions="none"))
 
 
 def test_export_refuses_the_eluplus1_kernel(tmp_path, capsys):

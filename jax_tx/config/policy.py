@@ -29,6 +29,7 @@ VARIANTS = XL_VARIANTS + AGALITE_VARIANTS + ("sliding", "lstm", "gru", "slot", "
 DTYPES = ("float32", "bfloat16", "float64")
 GATINGS = ("none", "gru", "fused_gru")
 POOLINGS = ("cls", "mean", "none")
+SLIDING_POSITIONS = ("sinusoid", "none")
 AGALITE_MODES = ("standard", "fast")
 AGALITE_GATINGS = ("gru", "none")
 ENCODERS = ("mlp", "tokens")
@@ -191,6 +192,9 @@ class PolicyConfig:
     pooling: str = "mean"
     cache_across_resets: bool = False
     """Metta's behaviour: the cache stays visible across episode boundaries."""
+    sliding_positions: str = "sinusoid"
+    """sinusoid: each token plus PE(p_t), p_t = steps since episode start (Metta's). none: no position term, so
+    attention is by content alone (an experiment on T-Maze, experiments/SUITE.md); Metta export refuses it."""
 
     # --- auxiliary history tokens (any attention variant)
     aux_tokens: bool = False
@@ -329,6 +333,7 @@ def validate(cfg: PolicyConfig) -> None:
         ("memory_holds", MEMORY_HOLDS),
         ("init", INITS),
         ("agalite_gating", AGALITE_GATINGS),
+        ("sliding_positions", SLIDING_POSITIONS),
     ):
         _require(getattr(cfg, name) in allowed, name, getattr(cfg, name), f"must be one of {allowed}")
     for name in ("attn_out_bias", "final_norm", "norm_bias", "agalite_fast_norm", "agalite_ff"):
@@ -338,12 +343,10 @@ def validate(cfg: PolicyConfig) -> None:
         v = getattr(cfg, name)
         _require(v == paper or standard_agalite, name, v, "needs a standard-mode AGaLiTe variant (fast mode has none)")
     _require(not cfg.agalite_fast_norm or cfg.agalite_mode == "fast", "agalite_fast_norm", True, "needs fast mode")
-    _require(
-        isinstance(cfg.actor_layers, int) and 1 <= cfg.actor_layers <= 8,
-        "actor_layers",
-        cfg.actor_layers,
-        "must be 1..8",
-    )
+    v = cfg.sliding_positions
+    _require(v == "sinusoid" or cfg.variant == "sliding", "sliding_positions", v, "needs variant sliding")
+    v = cfg.actor_layers
+    _require(isinstance(v, int) and 1 <= v <= 8, "actor_layers", v, "must be 1..8")
     if cfg.encoder == "tokens":
         _validate_tokens(cfg)
     for name in ("base_dim", "slot_dim", "slot_grid_rows", "slot_grid_cols"):
@@ -355,14 +358,8 @@ def validate(cfg: PolicyConfig) -> None:
 
 
 def _validate_tokens(cfg: PolicyConfig) -> None:
-    for name in (
-        "token_attr_embed_dim",
-        "token_num_latents",
-        "token_num_heads",
-        "token_num_layers",
-        "token_mlp_ratio",
-        "token_fourier_freqs",
-    ):
+    ints = ("token_attr_embed_dim", "token_num_latents", "token_num_heads", "token_num_layers", "token_mlp_ratio")
+    for name in (*ints, "token_fourier_freqs"):
         v = getattr(cfg, name)
         _require(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, v, "must be an int >= 1")
     for name, lo, hi, why in (

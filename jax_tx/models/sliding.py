@@ -4,8 +4,9 @@ Per step t, S = 4 tokens, each plus the absolute position of the step in its epi
     tok(t) = [ c,  x_t,  W_r r_{t-1} + b_r + W_d reset_t + b_d,  W_a onehot(a_{t-1}) + b_a ] + PE(p_t)
     c: learned class token ~ N(0, 1); x_t: the encoder latent; a_{t-1} = -1 (no action) -> zeros
     PE(p)[2i] = sin(p w_i), PE(p)[2i+1] = cos(p w_i), w_i = 10000^(-2i/D); p_t = steps since episode start
-(the action token projects a one-hot of the previous action, where Metta projected the index
-as a float scalar). Block l (pre-norm, biased q/k/v/out projections, exact erf GELU):
+(sliding_positions "none" drops the + PE(p_t) term; the action token projects a one-hot of the previous
+action, where Metta projected the index as a float scalar).
+Block l (pre-norm, biased q/k/v/out projections, exact erf GELU):
     q, k, v = W_{q,k,v} LN1(h) + b;   keys/values = [cache_l | k], [cache_l | v]
     h = h + Dropout(W_o softmax(q k^T / sqrt(H), allowed) v + b_o)
     h = h + Dropout(W_2 GELU(W_1 LN2(h) + b_1) + b_2)
@@ -147,7 +148,8 @@ class SlidingCore(nn.Module):
         action_tok = history_dense(cfg, "action_proj")(action_one_hot(prev_action, cfg.num_actions, dt))
         tokens = jnp.stack([jnp.broadcast_to(cls, x.shape), x, reward_tok, action_tok], axis=2)  # [B, T, S, D]
         pos = step_positions(reset, memory["position"])
-        tokens = tokens + sinusoid_positions(pos, d, state_dtype(cfg)).astype(dt)[:, :, None, :]
+        if cfg.sliding_positions == "sinusoid":
+            tokens = tokens + sinusoid_positions(pos, d, state_dtype(cfg)).astype(dt)[:, :, None, :]
         h = tokens.reshape(b, t * TOKENS_PER_STEP, d)
 
         valid = memory["valid"]

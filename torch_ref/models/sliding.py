@@ -1,6 +1,7 @@
 """Sliding-window transformer with an episode-masked KV cache (twin of jax_tx/sliding.py).
 
 tok(t) = [c, x_t, W_r r_{t-1} + b_r + W_d reset_t + b_d, W_a onehot(a_{t-1}) + b_a] + PE(p_t)   (S = 4)
+(the + PE(p_t) term only with sliding_positions "sinusoid", the default)
 h = h + Dropout(W_o softmax(q [cache | k]^T / sqrt(H), allowed) [cache | v] + b_o),  q,k,v = W LN1(h) + b
 h = h + Dropout(W_2 GELU(W_1 LN2(h) + b_1) + b_2);   y_t = pool(LN_final(h)) over the S tokens of step t
 memory = {"k", "v": [B, L, C, N, H], "valid": [B, C] bool, "position": [B] int32}
@@ -144,7 +145,8 @@ class SlidingCore(nn.Module):
         action_tok = self.action_proj(action_one_hot(prev_action, cfg.num_actions, dt))
         tokens = torch.stack([self.cls_token.to(dt).expand(b, t, d), x, reward_tok, action_tok], dim=2)
         pos = step_positions(reset, memory["position"])
-        tokens = tokens + sinusoid_positions(pos, d, torch_dtype(cfg)).to(dt)[:, :, None, :]
+        if cfg.sliding_positions == "sinusoid":
+            tokens = tokens + sinusoid_positions(pos, d, torch_dtype(cfg)).to(dt)[:, :, None, :]
         h = tokens.reshape(b, t * TOKENS_PER_STEP, d)
 
         valid = memory["valid"]

@@ -75,6 +75,11 @@ def _sliding_read(km: K.KeyMap, arch) -> dict:
 
 
 def _sliding_write(tsd: dict, cfg) -> dict:
+    if cfg.sliding_positions != "sinusoid":
+        raise MettaError(
+            f"config sliding_positions={cfg.sliding_positions!r}: Metta's sliding transformer adds sinusoid "
+            "positions to every token, so not exportable"
+        )
     out = K.export_encoder(tsd, cfg, auto=True)
     for i in range(cfg.num_layers):
         src, dst = f"core.layers.{i}.", f"{SLIDING}blocks.{i}."
