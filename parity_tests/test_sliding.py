@@ -50,8 +50,7 @@ def test_no_positions_parity_and_step_mode():
     obs = rng.normal(size=(2, 6, 6)).astype(np.float32)
     reset = np.zeros((2, 6), bool)
     _, model, params = h.build_pair(cfg)
-    _, model_pe, _ = h.build_pair(CONFIGS["mean"])
-    with_pe = _values(model_pe, params, CONFIGS["mean"], obs, reset)
+    with_pe = _values(jax_tx.make_policy(CONFIGS["mean"]), params, CONFIGS["mean"], obs, reset)
     without = _values(model, params, cfg, obs, reset)
     assert np.abs(with_pe - without).max() > 1e-3
 
